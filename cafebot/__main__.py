@@ -1,0 +1,5 @@
+import sys
+
+from cafebot.cli import main
+
+sys.exit(main())

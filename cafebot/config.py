@@ -1,0 +1,482 @@
+"""The INI configuration, read once into frozen, typed settings.
+
+Every problem is reported as a :class:`ConfigError` naming the file, the
+section, the key, what is wrong and an example of a good value.
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime as dt
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrulestr
+
+T = TypeVar("T")
+
+DEFAULT_DB_URL = "sqlite:///cafebot.db"
+CONFIG_SEARCH_PATH = (Path("config.ini"), Path("~/.config/cafebot/config.ini"))
+
+# Secrets may come from the environment instead of the file.
+ENV_ZULIP_KEY = "CAFEBOT_ZULIP_KEY"
+ENV_ZULIP_EMAIL = "CAFEBOT_ZULIP_EMAIL"
+ENV_ZULIP_SITE = "CAFEBOT_ZULIP_SITE"
+ENV_DATABASE_URL = "CAFEBOT_DATABASE_URL"
+
+DEFAULT_PROMPTS = {
+    "checkin": "- _Name / GitHub handle / affiliation_",
+    "intro": "_First time here? Add your name and a line about yourself._",
+    "shoutout": "_Celebrate something great that someone in the community did!_",
+    "agenda": "_Add a topic with your name and a rough time estimate, so we can plan the hour._",
+}
+
+
+class ConfigError(Exception):
+    """A problem in the configuration, said so that a person can fix it."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | None = None,
+        section: str | None = None,
+        key: str | None = None,
+        example: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.section = section
+        self.key = key
+        self.example = example
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            part
+            for part in (
+                self.file,
+                f"section [{self.section}]" if self.section else None,
+                f"key '{self.key}'" if self.key else None,
+            )
+            if part
+        )
+        text = f"{where}: {self.problem}" if where else self.problem
+        if self.example:
+            text += f"\n  for example: {self.example}"
+        return text
+
+
+@dataclass(frozen=True)
+class ZulipSettings:
+    site: str | None = None
+    email: str | None = None
+    key: str | None = field(default=None, repr=False)  # a secret: never printed
+    zuliprc: Path | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.zuliprc is not None or bool(self.site and self.email and self.key)
+
+
+@dataclass(frozen=True)
+class SeriesSettings:
+    key: str
+    name: str = "Collaboration Cafe"
+    stream: str | None = None
+    topic: str = "{name} {date}"
+    schedule: str = "FREQ=MONTHLY;BYDAY=3TU"
+    start: dt.time = dt.time(16, 0)
+    timezone: str = "UTC"
+    duration: dt.timedelta = dt.timedelta(minutes=60)
+    link: str | None = None
+    organizers: tuple[str, ...] = ()
+    reminders: tuple[dt.timedelta, ...] = (
+        dt.timedelta(days=7),
+        dt.timedelta(days=1),
+        dt.timedelta(hours=1),
+        dt.timedelta(0),
+    )
+    publish_delay: dt.timedelta = dt.timedelta(minutes=15)
+    archive_dir: Path = Path("notes")
+    git_remote: str | None = None
+    git_branch: str = "main"
+    prompts: tuple[tuple[str, str], ...] = tuple(DEFAULT_PROMPTS.items())
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def organizer_ids(self) -> frozenset[int]:
+        return frozenset(int(o) for o in self.organizers if o.isdigit())
+
+    @property
+    def organizer_emails(self) -> frozenset[str]:
+        return frozenset(o.lower() for o in self.organizers if not o.isdigit())
+
+    def prompt(self, section: str) -> str:
+        return dict(self.prompts).get(section, "")
+
+    def topic_for(self, date: dt.date) -> str:
+        return self.topic.format(name=self.name, date=date.isoformat())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DB_URL
+    zulip: ZulipSettings = ZulipSettings()
+    series: tuple[SeriesSettings, ...] = (SeriesSettings(key="cafe"),)
+    log_level: str = "INFO"
+    log_format: str = "plain"
+    source: Path | None = None  # the file read, if any
+
+    def series_by_key(self, key: str) -> SeriesSettings | None:
+        key = key.lower()
+        return next((s for s in self.series if s.key.lower() == key), None)
+
+    def series_for_stream(self, stream: str) -> SeriesSettings | None:
+        return next(
+            (s for s in self.series if s.stream and s.stream.lower() == stream.lower()), None
+        )
+
+
+# ---------------------------------------------------------------- value parsers
+
+_DURATION_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hrs": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
+}
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``"7d"``, ``"1h"``, ``"90 min"``, ``"0m"`` -> timedelta. Raises ValueError."""
+    m = _DURATION_RE.match(text)
+    if not m or m.group(2).lower() not in _DURATION_UNITS:
+        raise ValueError(f"'{text.strip()}' is not a duration")
+    return dt.timedelta(seconds=int(m.group(1)) * _DURATION_UNITS[m.group(2).lower()])
+
+
+def format_duration(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s" if seconds else "0m"
+
+
+def parse_rrule(text: str) -> str:
+    """Validate an iCalendar RRULE (with or without the ``RRULE:`` prefix); return it bare."""
+    rule = text.strip()
+    if rule.upper().startswith("RRULE:"):
+        rule = rule[6:]
+    if not rule:
+        raise ValueError("the rule is empty")
+    try:
+        rrulestr(rule, dtstart=dt.datetime(2020, 1, 1))  # noqa: DTZ001 - a naive local anchor
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"'{rule}' is not an iCalendar RRULE ({exc})") from exc
+    return rule
+
+
+# ---------------------------------------------------------------- the loader
+
+_KNOWN_SERIES_KEYS = {
+    "name",
+    "stream",
+    "topic",
+    "schedule",
+    "start",
+    "timezone",
+    "duration",
+    "link",
+    "organizers",
+    "reminders",
+    "publish_delay",
+    "archive_dir",
+    "git_remote",
+    "git_branch",
+    "prompt_checkin",
+    "prompt_intro",
+    "prompt_shoutout",
+    "prompt_agenda",
+}
+_KNOWN_KEYS = {
+    "zulip": {"site", "email", "key", "zuliprc"},
+    "database": {"url"},
+    "logging": {"level", "format"},
+}
+_SERIES_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def find_config(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """The config file to read: ``--config``, else ./config.ini, else ~/.config/cafebot/."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"no config file at {path}", example="--config ./config.ini")
+        return path
+    for candidate in CONFIG_SEARCH_PATH:
+        path = candidate.expanduser()
+        if path.is_file():
+            return path
+    return None
+
+
+def load_settings(
+    path: Path | None, *, db_url: str | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read the settings from ``path`` (or the defaults when None); ``db_url`` overrides."""
+    env = dict(os.environ) if environ is None else environ
+    if path is None:
+        url = db_url or env.get(ENV_DATABASE_URL) or DEFAULT_DB_URL
+        return Settings(database_url=url, zulip=_zulip_from_env(env, ZulipSettings()))
+    return _Loader(path, env).load(db_url)
+
+
+def _zulip_from_env(env: dict[str, str], base: ZulipSettings) -> ZulipSettings:
+    return ZulipSettings(
+        site=base.site or env.get(ENV_ZULIP_SITE) or None,
+        email=base.email or env.get(ENV_ZULIP_EMAIL) or None,
+        key=env.get(ENV_ZULIP_KEY) or base.key,
+        zuliprc=base.zuliprc,
+    )
+
+
+class _Loader:
+    def __init__(self, path: Path, env: dict[str, str]) -> None:
+        self.path = path
+        self.file = str(path)
+        self.env = env
+        self.parser = configparser.ConfigParser(
+            interpolation=None, inline_comment_prefixes=(";", "#"), strict=True
+        )
+
+    def error(
+        self, problem: str, section: str | None = None, key: str | None = None, example: str = ""
+    ) -> ConfigError:
+        return ConfigError(problem, file=self.file, section=section, key=key, example=example)
+
+    def load(self, db_url: str | None) -> Settings:
+        try:
+            with self.path.open(encoding="utf-8") as fh:
+                self.parser.read_file(fh)
+        except UnicodeDecodeError as exc:
+            raise self.error("the file is not UTF-8 text") from exc
+        except configparser.Error as exc:
+            raise self.error(f"not a valid INI file: {exc.message}") from exc
+        except OSError as exc:
+            raise self.error(f"cannot read the file: {exc.strerror}") from exc
+
+        for section in self.parser.sections():
+            if section.startswith("series:"):
+                continue
+            if section not in _KNOWN_KEYS:
+                raise self.error(
+                    f"unknown section [{section}]",
+                    example="[zulip], [database], [logging] or [series:cafe]",
+                )
+            for key in self.parser[section]:
+                if key not in _KNOWN_KEYS[section]:
+                    known = ", ".join(sorted(_KNOWN_KEYS[section]))
+                    raise self.error(f"unknown key (known: {known})", section, key)
+
+        series = tuple(self.series(s) for s in self.parser.sections() if s.startswith("series:"))
+        if not series:
+            series = (SeriesSettings(key="cafe"),)
+        streams = [s.stream.lower() for s in series if s.stream]
+        for stream in set(streams):
+            if streams.count(stream) > 1:
+                raise self.error(
+                    f"two series are bound to stream '{stream}'; each series needs its own stream",
+                    example="stream = jupyterbook",
+                )
+
+        url = db_url or self.env.get(ENV_DATABASE_URL) or self.get("database", "url")
+        level = (self.get("logging", "level") or "INFO").upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise self.error(
+                "unknown log level",
+                "logging",
+                "level",
+                "level = INFO (DEBUG, INFO, WARNING, ERROR)",
+            )
+        fmt = (self.get("logging", "format") or "plain").lower()
+        if fmt not in {"plain", "json"}:
+            raise self.error("unknown log format", "logging", "format", "format = json (or plain)")
+        return Settings(
+            database_url=url or DEFAULT_DB_URL,
+            zulip=self.zulip(),
+            series=series,
+            log_level=level,
+            log_format=fmt,
+            source=self.path,
+        )
+
+    def get(self, section: str, key: str) -> str | None:
+        if not self.parser.has_option(section, key):
+            return None
+        value = self.parser.get(section, key).strip()
+        return value or None
+
+    def zulip(self) -> ZulipSettings:
+        rc = self.get("zulip", "zuliprc")
+        zuliprc = None
+        if rc:
+            zuliprc = Path(rc).expanduser()
+            if not zuliprc.is_absolute():
+                zuliprc = (self.path.parent / zuliprc).resolve()
+        site = self.get("zulip", "site")
+        if site and not re.match(r"^https?://[^\s/]+", site):
+            raise self.error(
+                "the site must be a URL", "zulip", "site", "site = https://chat.example.org"
+            )
+        key = self.get("zulip", "key")
+        if key in {"...", "<key>"}:
+            key = None
+        base = ZulipSettings(site=site, email=self.get("zulip", "email"), key=key, zuliprc=zuliprc)
+        return _zulip_from_env(self.env, base)
+
+    def series(self, section: str) -> SeriesSettings:
+        key = section.removeprefix("series:").strip()
+        if not _SERIES_KEY_RE.match(key):
+            raise self.error(
+                "a series name is lower-case letters, digits, - or _",
+                section,
+                example="[series:cafe]",
+            )
+        values = self.parser[section]
+        for k in values:
+            if k not in _KNOWN_SERIES_KEYS:
+                known = ", ".join(sorted(_KNOWN_SERIES_KEYS))
+                raise self.error(f"unknown key (known: {known})", section, k)
+
+        defaults = SeriesSettings(key=key)
+
+        def get(k: str) -> str | None:
+            return self.get(section, k)
+
+        def parse(k: str, conv: Callable[[str], T], example: str, default: T) -> T:
+            raw = get(k)
+            if raw is None:
+                return default
+            try:
+                return conv(raw)
+            except (ValueError, TypeError) as exc:
+                raise self.error(str(exc), section, k, example) from exc
+
+        tz = get("timezone") or defaults.timezone
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise self.error(
+                f"unknown time zone '{tz}'", section, "timezone", "timezone = Europe/Berlin"
+            ) from exc
+
+        def parse_time(raw: str) -> dt.time:
+            m = re.match(r"^(\d{1,2}):(\d{2})$", raw)
+            if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+                raise ValueError(f"'{raw}' is not a time of day (HH:MM, 24-hour clock)")
+            return dt.time(int(m.group(1)), int(m.group(2)))
+
+        def parse_positive_duration(raw: str) -> dt.timedelta:
+            value = parse_duration(raw)
+            if value <= dt.timedelta(0):
+                raise ValueError("the duration must be more than zero")
+            return value
+
+        def parse_offsets(raw: str) -> tuple[dt.timedelta, ...]:
+            parts = [p for p in re.split(r"[,\s]+", raw) if p]
+            offsets = sorted({parse_duration(p) for p in parts}, reverse=True)
+            return tuple(offsets)
+
+        def parse_organizers(raw: str) -> tuple[str, ...]:
+            out = []
+            for part in (p.strip() for p in raw.split(",")):
+                if not part:
+                    continue
+                if not (part.isdigit() or re.match(r"^[^@\s]+@[^@\s]+$", part)):
+                    raise ValueError(f"'{part}' is neither an email address nor a Zulip user id")
+                out.append(part.lower())
+            return tuple(out)
+
+        def parse_link(raw: str) -> str:
+            if not re.match(r"^https?://\S+$", raw):
+                raise ValueError(f"'{raw}' is not a web address")
+            return raw
+
+        def parse_topic(raw: str) -> str:
+            try:
+                raw.format(name="x", date="2031-01-01")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    "the topic may only use the placeholders {name} and {date}"
+                ) from exc
+            return raw
+
+        prompts = dict(DEFAULT_PROMPTS)
+        for name in DEFAULT_PROMPTS:
+            raw = self.parser.get(section, f"prompt_{name}", fallback=None)
+            if raw is not None:
+                prompts[name] = raw.strip()
+
+        archive = get("archive_dir")
+        archive_dir = defaults.archive_dir
+        if archive:
+            archive_dir = Path(archive).expanduser()
+            if not archive_dir.is_absolute():
+                archive_dir = self.path.parent / archive_dir
+
+        return SeriesSettings(
+            key=key,
+            name=get("name") or defaults.name,
+            stream=get("stream"),
+            topic=parse("topic", parse_topic, "topic = Collaboration Cafe {date}", defaults.topic),
+            schedule=parse(
+                "schedule", parse_rrule, "schedule = FREQ=MONTHLY;BYDAY=3TU", defaults.schedule
+            ),
+            start=parse("start", parse_time, "start = 16:00", defaults.start),
+            timezone=tz,
+            duration=parse(
+                "duration", parse_positive_duration, "duration = 60m", defaults.duration
+            ),
+            link=parse("link", parse_link, "link = https://meet.example.org/cafe", None),
+            organizers=parse(
+                "organizers", parse_organizers, "organizers = alice@example.org, 42", ()
+            ),
+            reminders=parse(
+                "reminders", parse_offsets, "reminders = 7d, 1d, 1h, 0m", defaults.reminders
+            ),
+            publish_delay=parse(
+                "publish_delay", parse_duration, "publish_delay = 15m", defaults.publish_delay
+            ),
+            archive_dir=archive_dir,
+            git_remote=get("git_remote"),
+            git_branch=get("git_branch") or defaults.git_branch,
+            prompts=tuple(prompts.items()),
+        )

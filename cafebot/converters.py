@@ -1,0 +1,224 @@
+"""Converters: typed values read off the front of a command's text.
+
+Each converter is a class with ``consume(text) -> (value, rest)``; it raises
+:class:`ConversionError` when the text does not start with such a value. The
+command registry picks a converter by a parameter's annotation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+MAX_ESTIMATE_MINUTES = 8 * 60
+
+
+class ConversionError(ValueError):
+    """The text does not start with a value of this kind."""
+
+
+def _split_word(text: str) -> tuple[str, str]:
+    parts = text.split(None, 1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+_UNIT = r"(?P<unit>m|mins?|minutes?|h|hrs?|hours?)\.?"
+_ESTIMATE_RE = re.compile(
+    r"^\(?\s*(?P<lo>\d{1,3})\s*(?:(?:-|\u2013|\u2014|to)\s*(?P<hi>\d{1,3})\s*)?"
+    + _UNIT
+    + r"\s*\)?:?(?=\s|$)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A time estimate in minutes: one value, or a range ``low``-``high``."""
+
+    low: int
+    high: int | None = None
+
+    name: ClassVar[str] = "estimate"
+    example: ClassVar[str] = "10m"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        value, rest = cls.consume(text)
+        if rest.strip():
+            raise ConversionError(f"'{text}' is not a time estimate")
+        return value
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        m = _ESTIMATE_RE.match(text)
+        if not m:
+            raise ConversionError(f"'{_split_word(text)[0]}' is not a time estimate")
+        factor = 60 if m.group("unit").lower().startswith("h") else 1
+        low = int(m.group("lo")) * factor
+        high = int(m.group("hi")) * factor if m.group("hi") else None
+        if high == low:
+            high = None
+        if low <= 0 or (high is not None and high < low):
+            raise ConversionError(
+                f"'{m.group(0).strip()}' is not a usable estimate: "
+                "give minutes above zero, and a range from low to high"
+            )
+        if (high or low) > MAX_ESTIMATE_MINUTES:
+            raise ConversionError(
+                f"'{m.group(0).strip()}' is longer than {MAX_ESTIMATE_MINUTES // 60} hours"
+            )
+        return cls(low, high), text[m.end() :].lstrip()
+
+    def __str__(self) -> str:
+        return format_estimate(self.low, self.high)
+
+
+def format_estimate(low: int | None, high: int | None) -> str:
+    """The canonical form without parentheses: ``10 min``, ``10-15 min``."""
+    if low is None:
+        return ""
+    if high is not None and high != low:
+        return f"{low}-{high} min"
+    return f"{low} min"
+
+
+_REF_RE = re.compile(r"^(?:(?P<date>\d{4}-\d{2}-\d{2})/)?(?P<kind>[ASIC])(?P<num>\d{1,6})$", re.I)
+REF_KINDS = {"A": "agenda item", "S": "shout-out", "I": "introduction", "C": "check-in"}
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A stable entry reference: ``A2``, or ``2031-06-17/A2`` for another meeting."""
+
+    kind: str  # A, S, I or C
+    number: int
+    date: dt.date | None = None
+
+    name: ClassVar[str] = "ref"
+    example: ClassVar[str] = "A2"
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        word, rest = _split_word(text)
+        m = _REF_RE.match(word)
+        if not m:
+            raise ConversionError(
+                f"'{word}' is not a reference: use A1 (agenda), S1 (shout-out), "
+                "I1 (introduction) or C1 (check-in), as shown by `list`"
+            )
+        date = None
+        if m.group("date"):
+            try:
+                date = dt.date.fromisoformat(m.group("date"))
+            except ValueError as exc:
+                raise ConversionError(f"'{m.group('date')}' is not a date") from exc
+        return cls(m.group("kind").upper(), int(m.group("num")), date), rest
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}{self.number}"
+
+    def __str__(self) -> str:
+        return f"{self.date.isoformat()}/{self.label}" if self.date else self.label
+
+
+@dataclass(frozen=True)
+class MeetingDate:
+    """A meeting chosen by date (``2031-06-17``) or as ``last`` / ``next``."""
+
+    date: dt.date | None = None
+    relative: str | None = None  # "last" or "next"
+
+    name: ClassVar[str] = "date"
+    example: ClassVar[str] = "2031-06-17"
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        word, rest = _split_word(text)
+        if word.lower() in {"last", "next"}:
+            return cls(relative=word.lower()), rest
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", word):
+            raise ConversionError(f"'{word}' is not a date: write it as 2031-06-17, last or next")
+        try:
+            return cls(date=dt.date.fromisoformat(word)), rest
+        except ValueError as exc:
+            raise ConversionError(f"'{word}' is not a date on the calendar") from exc
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 1-based position in the agenda."""
+
+    value: int
+
+    name: ClassVar[str] = "position"
+    example: ClassVar[str] = "1"
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        word, rest = _split_word(text)
+        if word.lower() in {"first", "top"}:
+            return cls(1), rest
+        if word.lower() in {"last", "bottom", "end"}:
+            return cls(10**6), rest
+        if not word.isdigit() or int(word) < 1:
+            raise ConversionError(f"'{word}' is not a position: give 1 for the top, 2, 3 …")
+        return cls(int(word)), rest
+
+
+_PROJECT_RE = re.compile(r"^\[([^\[\]\n]{1,100})\]")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A shout-out's project group, written in square brackets: ``[Jupyter Book]``."""
+
+    value: str
+
+    name: ClassVar[str] = "[project]"
+    example: ClassVar[str] = "[Jupyter Book]"
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        m = _PROJECT_RE.match(text)
+        if not m or not m.group(1).strip():
+            raise ConversionError("a project is written in square brackets, like [Jupyter Book]")
+        return cls(" ".join(m.group(1).split())), text[m.end() :].lstrip()
+
+
+# @**Full Name** or @**Full Name|42** (also the silent @_** forms).
+_MENTION_RE = re.compile(r"^@_?\*\*(?P<name>[^*|\n]+?)(?:\|(?P<id>\d+))?\*\*")
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A Zulip user mention: ``@**Ada Lovelace**`` or ``@**Ada Lovelace|42**``."""
+
+    full_name: str
+    user_id: int | None = None
+
+    name: ClassVar[str] = "@person"
+    example: ClassVar[str] = "@**Ada Lovelace**"
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        m = _MENTION_RE.match(text)
+        if not m:
+            raise ConversionError("name a person with a Zulip mention, like @**Ada Lovelace**")
+        user_id = int(m.group("id")) if m.group("id") else None
+        return cls(m.group("name").strip(), user_id), text[m.end() :].lstrip(" :")
+
+
+_SERIES_RE = re.compile(r"^@(?P<key>[a-z0-9][a-z0-9_-]{0,63})(?=\s|$)", re.I)
+
+
+def consume_series(text: str) -> tuple[str | None, str]:
+    """An optional ``@series`` right after the command word (in direct messages)."""
+    m = _SERIES_RE.match(text)
+    if not m:
+        return None, text
+    return m.group("key").lower(), text[m.end() :].lstrip()

@@ -1,0 +1,289 @@
+"""The database schema: typed SQLAlchemy 2 models.
+
+Every instant is stored as an aware UTC ``datetime``; the schema changes only
+through the Alembic revisions in ``migrations/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so that migrations are the same on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    """A portable enum column: VARCHAR plus CHECK, storing the values (not names)."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware UTC instant on every backend (SQLite alone would hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+Instant = UTCDateTime()
+
+
+class MeetingState(enum.StrEnum):
+    """What has happened to a meeting; whether it is *current* also depends on the clock."""
+
+    SCHEDULED = "scheduled"  # upcoming, or current by its scheduled start
+    LIVE = "live"  # an organiser started it and runs it live
+    ENDED = "ended"  # ended by an organiser (a scheduled end is derived from the clock)
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+
+
+class ItemState(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    DEFERRED = "deferred"  # pushed to a later meeting by hand (``defer``)
+    CARRIED_OVER = "carried"  # never reached in a live meeting: copied to the next one
+
+
+class NoteKind(enum.StrEnum):
+    NOTE = "note"
+    DECISION = "decision"
+    ACTION = "action"
+
+
+class Series(Base):
+    """A recurring meeting. Its schedule lives in the config; this row anchors its data."""
+
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+    meetings: Mapped[list[Meeting]] = relationship(back_populates="series")
+
+
+class Meeting(Base):
+    __tablename__ = "meeting"
+    __table_args__ = (UniqueConstraint("series_id", "date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    date: Mapped[dt.date] = mapped_column(Date)
+    starts_at: Mapped[dt.datetime] = mapped_column(Instant)
+    ends_at: Mapped[dt.datetime] = mapped_column(Instant)
+    state: Mapped[MeetingState] = mapped_column(
+        _enum(MeetingState, "meeting_state"), default=MeetingState.SCHEDULED
+    )
+    # Set for one-off meetings added by an organiser (not from the schedule).
+    added: Mapped[bool] = mapped_column(default=False)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    # The live meeting: when it was started / ended, and the item being discussed.
+    started_at: Mapped[dt.datetime | None] = mapped_column(Instant)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(Instant)
+    current_item_ref: Mapped[int | None] = mapped_column()  # the agenda item's reference number
+    current_item_since: Mapped[dt.datetime | None] = mapped_column(Instant)
+    published_at: Mapped[dt.datetime | None] = mapped_column(Instant)
+    # The next reference number of each kind: references are never reused.
+    next_agenda_ref: Mapped[int] = mapped_column(default=1)
+    next_shoutout_ref: Mapped[int] = mapped_column(default=1)
+    next_intro_ref: Mapped[int] = mapped_column(default=1)
+    next_checkin_ref: Mapped[int] = mapped_column(default=1)
+
+    series: Mapped[Series] = relationship(back_populates="meetings")
+    checkins: Mapped[list[CheckIn]] = relationship(
+        back_populates="meeting", order_by="CheckIn.ref", cascade="all, delete-orphan"
+    )
+    introductions: Mapped[list[Introduction]] = relationship(
+        back_populates="meeting", order_by="Introduction.ref", cascade="all, delete-orphan"
+    )
+    shoutouts: Mapped[list[ShoutOut]] = relationship(
+        back_populates="meeting", order_by="ShoutOut.ref", cascade="all, delete-orphan"
+    )
+    agenda_items: Mapped[list[AgendaItem]] = relationship(
+        back_populates="meeting",
+        order_by="(AgendaItem.position, AgendaItem.ref)",
+        cascade="all, delete-orphan",
+    )
+
+
+class Person(Base):
+    """Someone who takes part; identified by Zulip user id, never by sender email."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    zulip_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # The full name Zulip shows; used until the person gives a name when checking in.
+    zulip_name: Mapped[str | None] = mapped_column(String(200))
+    # Remembered from the latest check-in.
+    name: Mapped[str | None] = mapped_column(String(200))
+    github: Mapped[str | None] = mapped_column(String(100), index=True)
+    affiliation: Mapped[str | None] = mapped_column(String(200))
+    # The series a person's direct messages address by default (``use``).
+    default_series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("series.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.zulip_name or (f"@{self.github}" if self.github else "someone")
+
+
+class _Entry:
+    """Columns every kind of entry has."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[int] = mapped_column()
+    # The Zulip message that created the entry (so an edit or delete can follow it).
+    message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+
+class CheckIn(_Entry, Base):
+    __tablename__ = "checkin"
+    __table_args__ = (UniqueConstraint("meeting_id", "ref"),)
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    # As given at this check-in (the person row remembers the latest).
+    name: Mapped[str] = mapped_column(String(200))
+    github: Mapped[str | None] = mapped_column(String(100))
+    affiliation: Mapped[str | None] = mapped_column(String(200))
+
+    meeting: Mapped[Meeting] = relationship(back_populates="checkins")
+    person: Mapped[Person] = relationship()
+
+
+class Introduction(_Entry, Base):
+    __tablename__ = "introduction"
+    __table_args__ = (UniqueConstraint("meeting_id", "ref"),)
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+
+    meeting: Mapped[Meeting] = relationship(back_populates="introductions")
+    person: Mapped[Person] = relationship()
+
+
+class ShoutOut(_Entry, Base):
+    __tablename__ = "shoutout"
+    __table_args__ = (UniqueConstraint("meeting_id", "ref"),)
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    project: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+
+    meeting: Mapped[Meeting] = relationship(back_populates="shoutouts")
+    author: Mapped[Person | None] = relationship()
+
+
+class AgendaItem(_Entry, Base):
+    __tablename__ = "agenda_item"
+    __table_args__ = (UniqueConstraint("meeting_id", "ref"),)
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    proposer_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    topic: Mapped[str] = mapped_column(Text)
+    # The proposer's estimate in minutes: a single value (max is None) or a range.
+    estimate_min: Mapped[int | None] = mapped_column()
+    estimate_max: Mapped[int | None] = mapped_column()
+    position: Mapped[int] = mapped_column()
+    state: Mapped[ItemState] = mapped_column(_enum(ItemState, "item_state"), default=ItemState.OPEN)
+    # Where an item came from (carried over or deferred from an earlier meeting) ...
+    carried_from: Mapped[dt.date | None] = mapped_column(Date)
+    # ... and, on the original, the meeting it moved to.
+    moved_to: Mapped[dt.date | None] = mapped_column(Date)
+    # Set when the item was reached in a live meeting (closed, or discussed).
+    reached: Mapped[bool] = mapped_column(default=False)
+
+    meeting: Mapped[Meeting] = relationship(back_populates="agenda_items")
+    proposer: Mapped[Person | None] = relationship()
+    notes: Mapped[list[ItemNote]] = relationship(
+        back_populates="item", order_by="ItemNote.position", cascade="all, delete-orphan"
+    )
+
+
+class ItemNote(Base):
+    """A note, decision or action recorded under an agenda item."""
+
+    __tablename__ = "item_note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("agenda_item.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[NoteKind] = mapped_column(_enum(NoteKind, "note_kind"))
+    text: Mapped[str] = mapped_column(Text)
+    position: Mapped[int] = mapped_column()
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # For actions: who will do it.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+    item: Mapped[AgendaItem] = relationship(back_populates="notes")
+    author: Mapped[Person | None] = relationship(foreign_keys=[author_id])
+    owner: Mapped[Person | None] = relationship(foreign_keys=[owner_id])
+
+
+class ProcessedMessage(Base):
+    """A chat message whose command has taken effect: recorded in the same transaction."""
+
+    __tablename__ = "processed_message"
+
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[dt.datetime] = mapped_column(Instant)
