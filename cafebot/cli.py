@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cafebot.config import Settings
+    from cafebot.models import Meeting
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -22,7 +27,7 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _settings(args: argparse.Namespace) -> Settings:
     from cafebot.config import find_config, load_settings
 
     return load_settings(find_config(args.config), db_url=args.db)
@@ -41,6 +46,66 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shell(args: argparse.Namespace) -> int:
+    from cafebot.app import App
+    from cafebot.shell import parse_identity, run_shell
+
+    try:
+        name, email = parse_identity(args.as_user)
+    except ValueError as exc:
+        print(f"cafebot shell: --as: {exc}", file=sys.stderr)
+        return 2
+    app = App.create(_settings(args))
+    try:
+        return run_shell(app, name=name, email=email, organizer=args.organizer)
+    finally:
+        app.close()
+
+
+def cmd_notes(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from cafebot import meetings
+    from cafebot.app import App
+    from cafebot.notes import Flavour, render
+
+    settings = _settings(args)
+    series = settings.series_by_key(args.series) if args.series else settings.series[0]
+    if series is None:
+        known = ", ".join(s.key for s in settings.series)
+        print(
+            f"cafebot notes: no series '{args.series}' (the series are: {known})", file=sys.stderr
+        )
+        return 2
+    app = App.create(settings)
+    try:
+        with app.unit_of_work() as session:
+            row = meetings.series_row(session, series)
+            now = app.clock.now()
+            meeting: Meeting | None
+            if args.date in (None, "next"):
+                meeting = meetings.target(session, series, row, now)
+            elif args.date == "last":
+                meeting = meetings.last(session, row, now)
+            else:
+                try:
+                    day = dt.date.fromisoformat(args.date)
+                except ValueError:
+                    print(
+                        f"cafebot notes: '{args.date}' is not a date (e.g. 2031-06-17, last, next)",
+                        file=sys.stderr,
+                    )
+                    return 2
+                meeting = meetings.by_date(session, series, row, day)
+            if meeting is None:
+                print(f"cafebot notes: {series.name} has no such meeting", file=sys.stderr)
+                return 1
+            print(render(meeting, Flavour(args.flavour), series), end="")
+    finally:
+        app.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
@@ -48,6 +113,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="A Zulip bot that runs a community's recurring meeting.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "shell",
+        parents=[common],
+        help="talk to the bot in the terminal (local database, no Zulip needed)",
+        description="Talk to the bot in the terminal. Reads commands line by line, so it "
+        "can be scripted: printf 'agenda 10m Release plans\\nlist\\n' | cafebot shell",
+    )
+    p.add_argument(
+        "--as",
+        dest="as_user",
+        metavar='"NAME <EMAIL>"',
+        help='act as this user (default: your login name), e.g. "Ada Lovelace <ada@example.org>"',
+    )
+    p.add_argument("--organizer", action="store_true", help="act as an organiser of every series")
+    p.set_defaults(func=cmd_shell)
+
+    p = sub.add_parser("notes", parents=[common], help="print a meeting's notes")
+    p.add_argument("date", nargs="?", help="2031-06-17, last or next (default: the next meeting)")
+    p.add_argument("--series", help="the series' name in the config (default: the first)")
+    p.add_argument(
+        "--flavour",
+        choices=["archive", "zulip"],
+        default="archive",
+        help="the archive file's Markdown (default) or Zulip's",
+    )
+    p.set_defaults(func=cmd_notes)
 
     p_db = sub.add_parser("db", help="manage the database schema")
     db_sub = p_db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

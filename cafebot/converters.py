@@ -19,6 +19,13 @@ class ConversionError(ValueError):
     """The text does not start with a value of this kind."""
 
 
+class InvalidValue(ConversionError):
+    """The text starts with a value of this kind that is not acceptable (e.g. ``0m``).
+
+    Unlike a plain ConversionError, an optional parameter does not skip it.
+    """
+
+
 def _split_word(text: str) -> tuple[str, str]:
     parts = text.split(None, 1)
     if not parts:
@@ -63,12 +70,12 @@ class Estimate:
         if high == low:
             high = None
         if low <= 0 or (high is not None and high < low):
-            raise ConversionError(
+            raise InvalidValue(
                 f"'{m.group(0).strip()}' is not a usable estimate: "
                 "give minutes above zero, and a range from low to high"
             )
         if (high or low) > MAX_ESTIMATE_MINUTES:
-            raise ConversionError(
+            raise InvalidValue(
                 f"'{m.group(0).strip()}' is longer than {MAX_ESTIMATE_MINUTES // 60} hours"
             )
         return cls(low, high), text[m.end() :].lstrip()
@@ -115,7 +122,7 @@ class Ref:
             try:
                 date = dt.date.fromisoformat(m.group("date"))
             except ValueError as exc:
-                raise ConversionError(f"'{m.group('date')}' is not a date") from exc
+                raise InvalidValue(f"'{m.group('date')}' is not a date on the calendar") from exc
         return cls(m.group("kind").upper(), int(m.group("num")), date), rest
 
     @property

@@ -1,0 +1,73 @@
+"""The edge types: a frozen :class:`Message` and the :class:`Chat` a command answers on.
+
+Only the transports know Zulip's dict-shaped payloads; they build a Message once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Message:
+    """A chat message, as the bot sees it."""
+
+    id: int | None  # None where the transport has no message ids (nothing to deduplicate)
+    sender_id: int
+    sender_name: str
+    sender_email: str  # shown by some organisations as a placeholder: never identifies anyone
+    content: str
+    stream: str | None = None  # None for a direct message
+    topic: str | None = None
+    recipient_ids: tuple[int, ...] = ()  # a direct message's participants, sender included
+    sender_is_bot: bool = False
+
+    @property
+    def is_direct(self) -> bool:
+        return self.stream is None
+
+    @classmethod
+    def from_zulip(cls, raw: Mapping[str, Any]) -> Message:
+        """Build a Message from a Zulip message object (event or ``GET /messages``)."""
+        is_stream = raw.get("type") == "stream"
+        recipients: tuple[int, ...] = ()
+        stream = None
+        if is_stream:
+            stream = str(raw.get("display_recipient", ""))
+        else:
+            shown = raw.get("display_recipient") or []
+            if isinstance(shown, list):
+                recipients = tuple(int(r["id"]) for r in shown if isinstance(r, dict) and "id" in r)
+        raw_id = raw.get("id")
+        return cls(
+            id=int(raw_id) if raw_id is not None else None,
+            sender_id=int(raw.get("sender_id", 0)),
+            sender_name=str(raw.get("sender_full_name", "")),
+            sender_email=str(raw.get("sender_email", "")),
+            content=str(raw.get("content", "")),
+            stream=stream,
+            topic=str(raw.get("subject", raw.get("topic", ""))) if is_stream else None,
+            recipient_ids=recipients,
+            sender_is_bot=bool(raw.get("sender_is_bot", False)),
+        )
+
+
+class Chat(Protocol):
+    """Where the bot answers. Implemented by each transport."""
+
+    #: The flavour notes are previewed in: "zulip" on Zulip, "archive" in the terminal.
+    notes_flavour: str
+
+    def reply(self, message: Message, text: str) -> None:
+        """Answer in the message's stream and topic, or in the same direct message."""
+
+    def react(self, message: Message, emoji: str) -> None:
+        """Add an emoji reaction (Zulip's names: ``check``, not ``white_check_mark``)."""
+
+    def send(self, stream: str, topic: str, text: str) -> int | None:
+        """Post to a stream topic; the new message's id where the transport has ids."""
+
+    def edit(self, message_id: int, text: str) -> None:
+        """Replace the text of a message the bot sent."""

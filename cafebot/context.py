@@ -1,0 +1,109 @@
+"""What a command runs with: one session, the sender, the series, the clock's now."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cafebot import meetings
+from cafebot.chat import Message
+from cafebot.config import SeriesSettings, Settings
+from cafebot.converters import Ref
+from cafebot.errors import PermissionDenied, UserError
+from cafebot.models import AgendaItem, CheckIn, Introduction, Meeting, Person, Series, ShoutOut
+
+Entry = CheckIn | Introduction | ShoutOut | AgendaItem
+ENTRY_TYPES: dict[str, type[Entry]] = {
+    "A": AgendaItem,
+    "S": ShoutOut,
+    "I": Introduction,
+    "C": CheckIn,
+}
+
+
+def owner_id(entry: Entry) -> int | None:
+    if isinstance(entry, CheckIn | Introduction):
+        return entry.person_id
+    if isinstance(entry, ShoutOut):
+        return entry.author_id
+    return entry.proposer_id
+
+
+@dataclass
+class Context:
+    session: Session
+    settings: Settings
+    series: SeriesSettings
+    series_row: Series
+    message: Message
+    person: Person
+    is_organizer: bool
+    now: dt.datetime
+    notes_flavour: str = "zulip"
+    more: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------ meetings
+
+    def target_meeting(self) -> Meeting:
+        """Where new entries go: the current meeting, else the next one."""
+        return meetings.target(self.session, self.series, self.series_row, self.now)
+
+    def meeting_on(self, date: dt.date) -> Meeting:
+        meeting = meetings.by_date(self.session, self.series, self.series_row, date)
+        if meeting is None:
+            raise UserError(
+                f"{self.series.name} has no meeting on {date.isoformat()}.",
+                show_usage=False,
+                example="next",
+            )
+        return meeting
+
+    def working_meetings(self) -> list[Meeting]:
+        """Meetings whose entries a bare reference reaches, in the order they are searched.
+
+        A meeting that has begun stays first until its notes are published, so
+        people can finish its notes; then the meeting new entries go to.
+        """
+        found = []
+        recent = meetings.recent_unpublished(self.session, self.series_row, self.now)
+        if recent is not None:
+            found.append(recent)
+        target = self.target_meeting()
+        if target not in found:
+            found.append(target)
+        return found
+
+    # ------------------------------------------------------------ entries
+
+    def find(self, ref: Ref) -> Entry:
+        """The entry a reference names, or a clear error."""
+        model = ENTRY_TYPES[ref.kind]
+        candidates = [self.meeting_on(ref.date)] if ref.date else self.working_meetings()
+        for meeting in candidates:
+            entry = self.session.scalar(
+                select(model).where(model.meeting_id == meeting.id, model.ref == ref.number)
+            )
+            if entry is not None:
+                return typing.cast(Entry, entry)
+        where = " or ".join(m.date.isoformat() for m in candidates)
+        raise UserError(
+            f"There is no {ref.label} in the meeting of {where}. `list` shows the references.",
+            show_usage=False,
+            example="list",
+        )
+
+    def require_owner(self, entry: Entry, action: str) -> None:
+        """Refuse unless the sender wrote ``entry`` or organises the series."""
+        owner = owner_id(entry)
+        if self.is_organizer or (owner is not None and owner == self.person.id):
+            return
+        who = self.session.get(Person, owner) if owner is not None else None
+        author = f" ({who.display_name})" if who is not None else ""
+        raise PermissionDenied(
+            f"You can't {action} that entry: only its author{author} or an organiser of "
+            f"{self.series.name} may."
+        )

@@ -1,0 +1,500 @@
+"""Check-ins, introductions, shout-outs, agenda items and the notes under them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from cafebot import people
+from cafebot.commands import ACK, Outcome, Who, command
+from cafebot.context import Context, Entry
+from cafebot.converters import ConversionError, Estimate, Mention, Position, Project, Ref
+from cafebot.errors import UserError
+from cafebot.models import (
+    AgendaItem,
+    CheckIn,
+    Introduction,
+    ItemNote,
+    ItemState,
+    Meeting,
+    MeetingState,
+    NoteKind,
+    ShoutOut,
+)
+from cafebot.text import clean, one_line
+
+MAX_NAME = 100
+MAX_AFFILIATION = 200
+MAX_TOPIC = 300
+GITHUB_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+# A "/" separates fields, except inside a Markdown link's (address).
+_FIELD_SPLIT_RE = re.compile(r"/(?![^(]*\))")
+_GITHUB_LINK_RE = re.compile(r"^\[@?([^\]]+)\]\(https?://github\.com/[^)]*\)$")
+
+
+# ---------------------------------------------------------------- check-ins
+
+
+@dataclass(frozen=True)
+class CheckinFields:
+    """What a check-in line gave; None means "not given: use what is remembered"."""
+
+    name: str | None = None
+    github: str | None = None
+    affiliation: str | None = None
+
+
+def _handle(raw: str) -> str:
+    value = raw.strip()
+    link = _GITHUB_LINK_RE.match(value)
+    if link:
+        value = link.group(1)
+    value = value.removeprefix("@")
+    if not GITHUB_RE.match(value):
+        raise UserError(
+            f"'{one_line(raw)[:60]}' is not a GitHub handle (letters, digits and single hyphens).",
+            example="checkin Ada Lovelace / @ada / Analytical Engines",
+        )
+    return value
+
+
+def parse_checkin(text: str | None) -> CheckinFields:
+    """``Name / @handle / Affiliation``; any field may be left out or empty."""
+    if text is None or not text.strip():
+        return CheckinFields()
+    parts = [one_line(p) for p in _FIELD_SPLIT_RE.split(text, maxsplit=2)]
+    name = parts[0] or None
+    github = affiliation = None
+    if len(parts) == 2:
+        second = parts[1]
+        # Two fields: a handle when it looks like one, else an affiliation.
+        if second.startswith("@") or (second and " " not in second and GITHUB_RE.match(second)):
+            github = _handle(second)
+        else:
+            affiliation = second or None
+    elif len(parts) == 3:
+        github = _handle(parts[1]) if parts[1] else None
+        affiliation = parts[2] or None
+    if name and len(name) > MAX_NAME:
+        raise UserError(f"A name can be at most {MAX_NAME} characters.")
+    if affiliation and len(affiliation) > MAX_AFFILIATION:
+        raise UserError(f"An affiliation can be at most {MAX_AFFILIATION} characters.")
+    return CheckinFields(name, github, affiliation)
+
+
+def _next_ref(meeting: Meeting, kind: str) -> int:
+    attr = {
+        "A": "next_agenda_ref",
+        "S": "next_shoutout_ref",
+        "I": "next_intro_ref",
+        "C": "next_checkin_ref",
+    }[kind]
+    value: int = getattr(meeting, attr) or 1
+    setattr(meeting, attr, value + 1)
+    return value
+
+
+@command(
+    "checkin",
+    aliases=("check-in", "hi"),
+    examples=("checkin Ada Lovelace / @ada / Analytical Engines", "checkin"),
+    max_text=MAX_NAME + MAX_AFFILIATION + 60,
+    more_lines="none",
+)
+def checkin(ctx: Context, fields: str | None) -> Outcome:
+    """Check in to the meeting: your name, GitHub handle and affiliation.
+
+    The fields are remembered, so next time `checkin` alone is enough. Checking
+    in again updates your entry. Leave a field out to keep what you gave before.
+    """
+    given = parse_checkin(fields)
+    person = ctx.person
+    first_time = not people.has_checked_in(ctx.session, person)
+    name = given.name or person.name or person.zulip_name or ctx.message.sender_name
+    github = given.github if given.github is not None else person.github
+    affiliation = given.affiliation if given.affiliation is not None else person.affiliation
+    if not name:
+        raise UserError("Tell me your name: `checkin Ada Lovelace`.")
+    person.name = name
+    person.github = github
+    person.affiliation = affiliation
+
+    meeting = ctx.target_meeting()
+    entry = ctx.session.scalar(
+        select(CheckIn).where(CheckIn.meeting_id == meeting.id, CheckIn.person_id == person.id)
+    )
+    if entry is None:
+        entry = CheckIn(
+            meeting=meeting,
+            person=person,
+            ref=_next_ref(meeting, "C"),
+            message_id=ctx.message.id,
+            created_at=ctx.now,
+            name=name,
+        )
+        ctx.session.add(entry)
+    entry.name, entry.github, entry.affiliation = name, github, affiliation
+    if first_time:
+        return Outcome(
+            reply=(
+                f"Welcome to the {ctx.series.name}, {one_line(name)}! "
+                "First time here? Introduce yourself to everyone with `intro`, "
+                "for example: `intro I maintain a plotting library and came to learn`."
+            ),
+            reaction="check",
+        )
+    return ACK
+
+
+# ---------------------------------------------------------------- introductions
+
+
+@command("intro", aliases=("introduce",), examples=("intro I maintain a small plotting library.",))
+def intro(ctx: Context, text: str) -> Outcome:
+    """Introduce yourself: a few sentences about who you are and what brings you.
+
+    Introducing yourself again in the same meeting replaces what you wrote.
+    """
+    meeting = ctx.target_meeting()
+    entry = ctx.session.scalar(
+        select(Introduction).where(
+            Introduction.meeting_id == meeting.id, Introduction.person_id == ctx.person.id
+        )
+    )
+    if entry is None:
+        entry = Introduction(
+            meeting=meeting,
+            person=ctx.person,
+            ref=_next_ref(meeting, "I"),
+            message_id=ctx.message.id,
+            created_at=ctx.now,
+            text="",
+        )
+        ctx.session.add(entry)
+    entry.text = clean(text)
+    return ACK
+
+
+# ---------------------------------------------------------------- shout-outs
+
+
+@command(
+    "shoutout",
+    aliases=("kudos", "celebrate", "shout-out"),
+    examples=("shoutout [Jupyter Book] Site footers landed!", "kudos Thanks for the reviews!"),
+)
+def shoutout(ctx: Context, project: Project | None, text: str) -> Outcome:
+    """Celebrate something great, optionally grouped under a project in [brackets]."""
+    meeting = ctx.target_meeting()
+    ctx.session.add(
+        ShoutOut(
+            meeting=meeting,
+            author=ctx.person,
+            ref=_next_ref(meeting, "S"),
+            project=project.value if project else None,
+            text=clean(text),
+            message_id=ctx.message.id,
+            created_at=ctx.now,
+        )
+    )
+    return ACK
+
+
+# ---------------------------------------------------------------- agenda
+
+
+def _note_lines(lines: list[str]) -> list[str]:
+    return [clean(line) for line in lines if line.strip()]
+
+
+def open_items(meeting: Meeting) -> list[AgendaItem]:
+    """The items still on the meeting's agenda (not moved elsewhere), in order."""
+    return [
+        i
+        for i in sorted(meeting.agenda_items, key=lambda i: (i.position, i.ref))
+        if i.moved_to is None
+    ]
+
+
+def _renumber(items: list[AgendaItem]) -> None:
+    for position, item in enumerate(items, start=1):
+        item.position = position
+
+
+def _add_notes(ctx: Context, item: AgendaItem, kind: NoteKind, texts: list[str]) -> None:
+    start = max((n.position for n in item.notes), default=0)
+    for offset, text in enumerate(texts, start=1):
+        item.notes.append(
+            ItemNote(
+                kind=kind,
+                text=text,
+                position=start + offset,
+                author=ctx.person,
+                message_id=ctx.message.id,
+                created_at=ctx.now,
+            )
+        )
+
+
+@command(
+    "agenda",
+    aliases=("propose",),
+    examples=("agenda 10m Release plans", "agenda (5-10 mins) Docs sprint", "agenda"),
+    more_lines="notes",
+    max_text=MAX_TOPIC,
+)
+def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcome:
+    """Propose an agenda item with a time estimate, or (alone) list the agenda.
+
+    Estimates: `5m`, `5 min`, `(10 mins)`, `10-15m`, `1h`. Further lines of
+    your message become the item's first notes.
+    """
+    from cafebot.info import listing
+
+    if topic is None:
+        if estimate is not None:
+            raise UserError("What is the topic? Put it after the estimate.")
+        return Outcome(reply=listing(ctx, ctx.target_meeting()))
+    meeting = ctx.target_meeting()
+    items = open_items(meeting)
+    item = AgendaItem(
+        meeting=meeting,
+        proposer=ctx.person,
+        ref=_next_ref(meeting, "A"),
+        topic=one_line(topic),
+        estimate_min=estimate.low if estimate else None,
+        estimate_max=estimate.high if estimate else None,
+        position=max((i.position for i in items), default=0) + 1,
+        message_id=ctx.message.id,
+        created_at=ctx.now,
+    )
+    ctx.session.add(item)
+    _add_notes(ctx, item, NoteKind.NOTE, _note_lines(ctx.more))
+    low, _ = agenda_total([*items, item])
+    slot = int(ctx.series.duration.total_seconds() // 60)
+    if low > slot:
+        return Outcome(
+            reply=(
+                f"Added as A{item.ref}. The agenda now needs about {low} min, "
+                f"more than the meeting's {slot} min."
+            ),
+            reaction="check",
+        )
+    return ACK
+
+
+def agenda_total(items: list[AgendaItem]) -> tuple[int, int]:
+    """The agenda's total estimate as (low, high) minutes; items without one count zero."""
+    low = sum(i.estimate_min or 0 for i in items if i.moved_to is None)
+    high = sum((i.estimate_max or i.estimate_min or 0) for i in items if i.moved_to is None)
+    return low, high
+
+
+# ---------------------------------------------------------------- edit and remove
+
+
+@command(
+    "edit",
+    who=Who.OWNER,
+    examples=(
+        "edit A2 15m Release plans for 5.0",
+        "edit S1 [Jupyter Book] Site footers landed!",
+        "edit C1 Ada / @ada / Engines",
+    ),
+)
+def edit(ctx: Context, ref: Ref, text: str) -> Outcome:
+    """Change an entry: give its reference and the new text in the entry's own form.
+
+    Agenda items take `[estimate] topic` (leave out the estimate to keep it),
+    shout-outs `[Project] text`, check-ins `Name / @handle / Affiliation`,
+    introductions their text.
+    """
+    entry = ctx.find(ref)
+    ctx.require_owner(entry, "edit")
+    if isinstance(entry, AgendaItem):
+        try:
+            estimate, rest = Estimate.consume(text)
+        except ConversionError:
+            estimate, rest = None, text
+        if estimate is not None:
+            entry.estimate_min, entry.estimate_max = estimate.low, estimate.high
+        if rest.strip():
+            if len(one_line(rest)) > MAX_TOPIC:
+                raise UserError(f"A topic can be at most {MAX_TOPIC} characters.")
+            entry.topic = one_line(rest.split("\n")[0])
+    elif isinstance(entry, ShoutOut):
+        try:
+            project, rest = Project.consume(text)
+        except ConversionError:
+            project, rest = None, text
+        if not rest.strip():
+            raise UserError("What should the shout-out say?", example="edit S1 [Quill] New docs!")
+        entry.project = project.value if project else entry.project
+        entry.text = clean(rest)
+    elif isinstance(entry, Introduction):
+        entry.text = clean(text)
+    else:
+        given = parse_checkin(text)
+        entry.name = given.name or entry.name
+        if given.github is not None:
+            entry.github = given.github
+        if given.affiliation is not None:
+            entry.affiliation = given.affiliation
+        if entry.person_id == ctx.person.id:  # your own check-in: remember the new fields
+            ctx.person.name = entry.name
+            ctx.person.github = entry.github
+            ctx.person.affiliation = entry.affiliation
+    return ACK
+
+
+@command("remove", aliases=("delete", "rm"), who=Who.OWNER, examples=("remove A2",))
+def remove(ctx: Context, ref: Ref) -> Outcome:
+    """Delete an entry. Its reference is not given to another entry."""
+    entry: Entry = ctx.find(ref)
+    ctx.require_owner(entry, "remove")
+    meeting = entry.meeting
+    ctx.session.delete(entry)
+    if isinstance(entry, AgendaItem):
+        if meeting.current_item_ref == entry.ref:
+            meeting.current_item_ref = None
+        _renumber([i for i in open_items(meeting) if i is not entry])
+    return ACK
+
+
+# ---------------------------------------------------------------- order and deferral
+
+
+def _agenda_item(ctx: Context, ref: Ref) -> AgendaItem:
+    if ref.kind != "A":
+        raise UserError(f"{ref} is not an agenda item; agenda items are A1, A2 …")
+    entry = ctx.find(ref)
+    assert isinstance(entry, AgendaItem)  # noqa: S101 - find() returns the model of the kind
+    return entry
+
+
+@command("move", who=Who.OWNER, examples=("move A3 1", "move A1 last"))
+def move(ctx: Context, ref: Ref, position: Position) -> Outcome:
+    """Move an agenda item to a position in the agenda (1 is the top)."""
+    item = _agenda_item(ctx, ref)
+    ctx.require_owner(item, "move")
+    if item.moved_to is not None:
+        raise UserError(f"{ref} has moved to the meeting of {item.moved_to}; move it there.")
+    items = [i for i in open_items(item.meeting) if i is not item]
+    index = min(position.value, len(items) + 1) - 1
+    items.insert(index, item)
+    _renumber(items)
+    return ACK
+
+
+@command("defer", aliases=("postpone",), who=Who.OWNER, examples=("defer A2",))
+def defer(ctx: Context, ref: Ref) -> Outcome:
+    """Push an agenda item to the following meeting, with its estimate and notes."""
+    from cafebot import meetings
+
+    item = _agenda_item(ctx, ref)
+    ctx.require_owner(item, "defer")
+    if item.moved_to is not None:
+        raise UserError(f"{ref} has already moved to the meeting of {item.moved_to}.")
+    source = item.meeting
+    later = meetings.following(ctx.session, ctx.series, ctx.series_row, source.starts_at)
+    copy = carry(item, later, ctx)
+    item.state = ItemState.DEFERRED
+    item.moved_to = later.date
+    if source.current_item_ref == item.ref:
+        source.current_item_ref = None
+    _renumber(open_items(source))
+    return Outcome(
+        reply=f"Moved {ref.label} to the meeting of {later.date.isoformat()} as A{copy.ref}.",
+        reaction="check",
+    )
+
+
+def carry(item: AgendaItem, meeting: Meeting, ctx: Context) -> AgendaItem:
+    """Copy ``item`` with its notes into ``meeting``, marked as carried over."""
+    copy = AgendaItem(
+        meeting=meeting,
+        proposer=item.proposer,
+        ref=_next_ref(meeting, "A"),
+        topic=item.topic,
+        estimate_min=item.estimate_min,
+        estimate_max=item.estimate_max,
+        position=max((i.position for i in open_items(meeting)), default=0) + 1,
+        carried_from=item.meeting.date,
+        message_id=None,
+        created_at=ctx.now,
+    )
+    ctx.session.add(copy)
+    for note in item.notes:
+        copy.notes.append(
+            ItemNote(
+                kind=note.kind,
+                text=note.text,
+                position=note.position,
+                author_id=note.author_id,
+                owner_id=note.owner_id,
+                message_id=None,
+                created_at=note.created_at,
+            )
+        )
+    return copy
+
+
+# ---------------------------------------------------------------- notes under an item
+
+
+def _note_target(ctx: Context, ref: Ref | None, word: str) -> AgendaItem:
+    if ref is not None:
+        return _agenda_item(ctx, ref)
+    for meeting in ctx.working_meetings():
+        if meeting.state is MeetingState.LIVE and meeting.current_item_ref is not None:
+            entry = ctx.session.scalar(
+                select(AgendaItem).where(
+                    AgendaItem.meeting_id == meeting.id,
+                    AgendaItem.ref == meeting.current_item_ref,
+                )
+            )
+            if entry is not None:
+                return entry
+    raise UserError(
+        f"Which agenda item is this for? Give its reference: `{word} A1 …` (`list` shows them).",
+        example=f"{word} A1 We agreed to try it for a month",
+    )
+
+
+def _record(
+    ctx: Context, ref: Ref | None, kind: NoteKind, text: str, owner: Mention | None
+) -> Outcome:
+    item = _note_target(ctx, ref, kind.value)
+    note_text = clean(text)
+    if not note_text:
+        raise UserError(f"What should the {kind.value} say?")
+    _add_notes(ctx, item, kind, [note_text])
+    if owner is not None:
+        item.notes[-1].owner = people.for_mention(ctx.session, owner, ctx.now)
+    if item.meeting.state is MeetingState.LIVE:
+        item.reached = True
+    return ACK
+
+
+@command("note", examples=("note A2 The release is planned for May",))
+def note(ctx: Context, ref: Ref | None, text: str) -> Outcome:
+    """Record a note under an agenda item (in a live meeting: the current item by default)."""
+    return _record(ctx, ref, NoteKind.NOTE, text, None)
+
+
+@command("decision", aliases=("decide", "decided"), examples=("decision A2 Ship 5.0 on 1 May",))
+def decision(ctx: Context, ref: Ref | None, text: str) -> Outcome:
+    """Record a decision under an agenda item."""
+    return _record(ctx, ref, NoteKind.DECISION, text, None)
+
+
+@command(
+    "action",
+    aliases=("todo",),
+    examples=("action A2 @**Ada Lovelace** write the release notes", "action A2 Book the room"),
+)
+def action(ctx: Context, ref: Ref | None, owner: Mention | None, text: str) -> Outcome:
+    """Record an action item under an agenda item, optionally naming who will do it."""
+    return _record(ctx, ref, NoteKind.ACTION, text, owner)

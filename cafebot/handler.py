@@ -1,0 +1,128 @@
+"""The ``zulip_bots`` handler: the single entry point for commands on every transport.
+
+``cafebot shell`` drives it with a terminal bot handler; ``cafebot run`` and
+Zulip's own runners (``zulip-run-bot``, ``zulip-botserver``) with theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+
+from cafebot.app import App, Bot
+from cafebot.chat import Message
+from cafebot.commands import help_overview
+
+log = logging.getLogger("cafebot")
+
+
+class BotHandler(Protocol):
+    """What cafebot uses of zulip_bots' ``AbstractBotHandler``."""
+
+    def send_reply(
+        self, message: dict[str, Any], response: str, widget_content: str | None = None
+    ) -> Any: ...
+
+    def react(self, message: dict[str, Any], emoji_name: str) -> Any: ...
+
+    def send_message(self, message: dict[str, Any]) -> Any: ...
+
+    def update_message(self, message: dict[str, Any]) -> Any: ...
+
+
+_MENTION_RE = re.compile(r"^@_?\*\*(?P<name>[^*|\n]+?)(?:\|(?P<id>\d+))?\*\*[\s:,]*")
+
+
+def strip_mention(content: str, bot_name: str | None, bot_id: int | None) -> tuple[bool, str]:
+    """Remove a leading mention of the bot (``@**cafe**``, ``@**cafe|42**``).
+
+    Returns whether the message started with such a mention, and the rest.
+    """
+    text = content.lstrip()
+    m = _MENTION_RE.match(text)
+    if m:
+        by_id = bot_id is not None and m.group("id") == str(bot_id)
+        by_name = bot_name is not None and m.group("name").strip().lower() == bot_name.lower()
+        if by_id or (by_name and m.group("id") is None):
+            return True, text[m.end() :]
+    return False, text
+
+
+class BotHandlerChat:
+    """The :class:`~cafebot.chat.Chat` of a zulip_bots bot handler, for one message."""
+
+    def __init__(self, handler: BotHandler, raw: dict[str, Any], notes_flavour: str) -> None:
+        self.handler = handler
+        self.raw = raw
+        self.notes_flavour = notes_flavour
+
+    def reply(self, message: Message, text: str) -> None:
+        self.handler.send_reply(self.raw, text)
+
+    def react(self, message: Message, emoji: str) -> None:
+        self.handler.react(self.raw, emoji)
+
+    def send(self, stream: str, topic: str, text: str) -> int | None:
+        result = self.handler.send_message(
+            {"type": "stream", "to": stream, "topic": topic, "content": text}
+        )
+        if isinstance(result, Mapping) and "id" in result:
+            return int(result["id"])
+        return None
+
+    def edit(self, message_id: int, text: str) -> None:
+        self.handler.update_message({"message_id": message_id, "content": text})
+
+
+class CafeHandler:
+    """A zulip_bots handler class: ``usage()`` and ``handle_message(message, bot_handler)``."""
+
+    META: ClassVar[dict[str, str]] = {
+        "name": "cafebot",
+        "description": "Runs a community's recurring meeting.",
+    }
+
+    def __init__(self, app: App | None = None, *, notes_flavour: str = "zulip") -> None:
+        self.app = app
+        self.bot = Bot(app) if app is not None else None
+        self.notes_flavour = notes_flavour
+        self.bot_name: str | None = None
+        self.bot_id: int | None = None
+
+    def usage(self) -> str:
+        return (
+            "I run your community's recurring meeting: check in, propose agenda items, "
+            "celebrate, take notes, and get the notes published.\n\n" + help_overview()
+        )
+
+    def initialize(self, bot_handler: Any) -> None:
+        """Called by zulip_bots' runners: build the app from the cafebot config."""
+        if self.app is None:
+            from cafebot.config import find_config, load_settings
+
+            config = bot_handler.get_config_info("cafebot", optional=True) or {}
+            path = config.get("config") or os.environ.get("CAFEBOT_CONFIG")
+            settings = load_settings(find_config(path))
+            self.app = App.create(settings)
+            self.bot = Bot(self.app)
+        identity = getattr(bot_handler, "identity", None)
+        if callable(identity):
+            self.bot_name = identity().name
+        user_id = getattr(bot_handler, "user_id", None)
+        self.bot_id = int(user_id) if isinstance(user_id, int) else None
+
+    def handle_message(self, message: dict[str, Any], bot_handler: BotHandler) -> None:
+        if self.bot is None:
+            self.initialize(bot_handler)
+        assert self.bot is not None  # noqa: S101 - set by initialize()
+        msg = Message.from_zulip(message)
+        if msg.sender_is_bot or (self.bot_id is not None and msg.sender_id == self.bot_id):
+            return
+        _, text = strip_mention(msg.content, self.bot_name, self.bot_id)
+        self.bot.handle(msg, text, BotHandlerChat(bot_handler, message, self.notes_flavour))
+
+
+handler_class = CafeHandler

@@ -1,0 +1,187 @@
+"""Drive the bot the way users do: Zulip-shaped messages into the real handler.
+
+The transcript is zulip_bots' own ``StubBotHandler``; reactions are recorded
+too. Only the outside is faked: the chat server (the stub) and the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from zulip_bots.test_lib import StubBotHandler
+
+from cafebot.app import App
+from cafebot.clock import FakeClock
+from cafebot.config import SeriesSettings, Settings
+from cafebot.handler import CafeHandler
+
+BOT_ID = 99
+BOT_NAME = "cafe"
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    email: str
+    is_bot: bool = False
+
+
+ADA = User(11, "Ada Lovelace", "ada@example.org")
+BOB = User(12, "Bob Builder", "user12@chat.example.org")  # a placeholder email, as Zulip hides
+OLGA = User(13, "Olga Organiser", "olga@example.org")  # an organiser, by email
+OTTO = User(14, "Otto Organiser", "user14@chat.example.org")  # an organiser, by user id
+OTHER_BOT = User(50, "Other Bot", "other-bot@example.org", is_bot=True)
+
+CAFE = SeriesSettings(
+    key="cafe",
+    name="Collaboration Cafe",
+    stream="jupyterhub",
+    timezone="Europe/Berlin",
+    organizers=("olga@example.org", "14"),
+    link="https://meet.example.org/cafe",
+)
+BOOK = SeriesSettings(
+    key="jupyterbook",
+    name="Jupyter Book Cafe",
+    stream="jupyterbook",
+    schedule="FREQ=MONTHLY;BYDAY=1TH",
+    start=dt.time(9, 0),
+    timezone="America/New_York",
+    organizers=("olga@example.org",),
+)
+
+# Sunday 1 June 2031, noon in Berlin: the next cafe is Tuesday 17 June 2031, 16:00 CEST.
+JUNE_1 = dt.datetime(2031, 6, 1, 10, 0, tzinfo=dt.UTC)
+
+
+class Transcript(StubBotHandler):
+    """zulip_bots' stub bot handler, which also records reactions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full_name = BOT_NAME
+        self.user_id = BOT_ID
+
+    def react(self, message: dict[str, Any], emoji_name: str) -> dict[str, Any]:
+        self.transcript.append(("react", {"emoji_name": emoji_name}))
+        return super().react(message, emoji_name)
+
+
+@dataclass
+class Answer:
+    """What the bot did for one message."""
+
+    reactions: list[str]
+    replies: list[str]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.replies)
+
+    @property
+    def acked(self) -> bool:
+        return self.reactions == ["check"] and not self.replies
+
+
+class Harness:
+    def __init__(
+        self,
+        db_url: str,
+        *,
+        series: tuple[SeriesSettings, ...] = (CAFE,),
+        now: dt.datetime = JUNE_1,
+        notes_flavour: str = "zulip",
+    ) -> None:
+        self.clock = FakeClock(now)
+        self.settings = Settings(database_url=db_url, series=series)
+        self.app = App.create(self.settings, self.clock)
+        self.handler = CafeHandler(self.app, notes_flavour=notes_flavour)
+        self.stub = Transcript()
+        self.handler.initialize(self.stub)
+        self.next_id = 1000
+
+    def close(self) -> None:
+        self.app.close()
+
+    def message(
+        self,
+        content: str,
+        user: User = ADA,
+        *,
+        stream: str | None = "jupyterhub",
+        topic: str = "Collaboration Cafe",
+        msg_id: int | None = None,
+        mention: bool = True,
+    ) -> dict[str, Any]:
+        if msg_id is None:
+            self.next_id += 1
+            msg_id = self.next_id
+        raw: dict[str, Any] = {
+            "id": msg_id,
+            "sender_id": user.id,
+            "sender_full_name": user.name,
+            "sender_email": user.email,
+        }
+        if user.is_bot:
+            raw["sender_is_bot"] = True
+        if stream is None:
+            raw.update(
+                type="private",
+                content=content,
+                display_recipient=[
+                    {"id": user.id, "email": user.email, "full_name": user.name},
+                    {"id": BOT_ID, "email": "cafe-bot@example.org", "full_name": BOT_NAME},
+                ],
+            )
+        else:
+            raw.update(
+                type="stream",
+                content=f"@**{BOT_NAME}** {content}" if mention else content,
+                display_recipient=stream,
+                subject=topic,
+            )
+        return raw
+
+    def send(self, content: str, user: User = ADA, **kwargs: Any) -> Answer:
+        raw = self.message(content, user, **kwargs)
+        return self.deliver(raw)
+
+    def deliver(self, raw: dict[str, Any]) -> Answer:
+        self.stub.reset_transcript()
+        self.handler.handle_message(raw, self.stub)
+        reactions = [m["emoji_name"] for kind, m in self.stub.transcript if kind == "react"]
+        replies = [m["content"] for kind, m in self.stub.transcript if kind == "send_reply"]
+        return Answer(reactions, replies)
+
+    def dm(self, content: str, user: User = ADA, **kwargs: Any) -> Answer:
+        return self.send(content, user, stream=None, **kwargs)
+
+    def rows(self, model: type[Any], **where: Any) -> list[Any]:
+        with self.app.unit_of_work() as session:
+            query = select(model)
+            for key, value in where.items():
+                query = query.where(getattr(model, key) == value)
+            return list(session.scalars(query))
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cafe.db'}"
+
+
+__all__ = [
+    "ADA",
+    "BOB",
+    "BOOK",
+    "CAFE",
+    "JUNE_1",
+    "OLGA",
+    "OTHER_BOT",
+    "OTTO",
+    "Harness",
+    "replace",
+]
