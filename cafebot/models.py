@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # Stable constraint names, so that migrations are the same on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
@@ -118,7 +118,8 @@ class Meeting(Base):
     __table_args__ = (UniqueConstraint("series_id", "date"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    # Indexed by the unique (series_id, date) constraint.
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
     date: Mapped[dt.date] = mapped_column(Date)
     starts_at: Mapped[dt.datetime] = mapped_column(Instant)
     ends_at: Mapped[dt.datetime] = mapped_column(Instant)
@@ -184,8 +185,8 @@ class Person(Base):
 class _Entry:
     """Columns every kind of entry has."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    ref: Mapped[int] = mapped_column()
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-10)
+    ref: Mapped[int] = mapped_column(sort_order=-9)
     # The Zulip message that created the entry (so an edit or delete can follow it).
     message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(Instant)

@@ -1,0 +1,197 @@
+"""The database: engines, sessions, and the schema's Alembic revisions.
+
+There is no module-level engine: the app (or a test) makes one with
+:func:`make_engine`, brings the schema to the latest revision with
+:func:`upgrade_database` or :func:`ensure_schema`, and runs every command or
+job in one :func:`unit_of_work`.  The schema changes only through the revisions
+in ``migrations/``; nothing here calls ``create_all()``.
+
+SQLite is set up for a bot with a few threads: write-ahead logging, a busy
+timeout, foreign keys enforced, and real transactions.  Python's ``sqlite3``
+(before 3.16) only begins a transaction at the first INSERT/UPDATE/DELETE, so
+the SELECTs of a read-modify-write unit of work would see no snapshot and DDL
+would commit statement by statement; we let SQLAlchemy emit ``BEGIN
+IMMEDIATE`` instead, which takes the write lock up front (waiting up to the
+busy timeout) so that two units of work never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+import cafebot
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+#: PostgreSQL URLs without a driver (and Heroku-style ``postgres://``) get psycopg 3.
+_POSTGRES_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+# ------------------------------------------------------------------- engines
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``, set up for the backend (see the module docstring)."""
+    parsed = make_url(url)
+    if parsed.drivername in _POSTGRES_DRIVERS:
+        parsed = parsed.set(drivername=_POSTGRES_DRIVERS[parsed.drivername])
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+
+    if _is_sqlite_memory(parsed):
+        # One connection shared by every thread, or each would see its own empty database.
+        engine = create_engine(
+            parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        database = parsed.database or ""
+        if not _is_sqlite_uri(parsed):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+    _setup_sqlite(engine, wal=not _is_sqlite_memory(parsed))
+    return engine
+
+
+def _is_sqlite_uri(url: URL) -> bool:
+    return (url.database or "").startswith("file:") and url.query.get("uri") == "true"
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    database = url.database or ""
+    if database in ("", ":memory:"):
+        return True
+    return _is_sqlite_uri(url) and url.query.get("mode") == "memory"
+
+
+def _setup_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(
+        dbapi_connection: sqlite3.Connection, connection_record: ConnectionPoolEntry
+    ) -> None:
+        # Keep sqlite3 from issuing BEGIN (and COMMIT before DDL) by itself: see on_begin.
+        dbapi_connection.isolation_level = None
+        if wal:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# ------------------------------------------------------------------- sessions
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after their unit of work commits."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back if it raises."""
+    with factory() as session, session.begin():
+        yield session
+
+
+# ------------------------------------------------------------------- migrations
+
+
+def migrations_path() -> Path:
+    """The Alembic script directory: inside the installed package, else in the checkout."""
+    package_dir = Path(cafebot.__file__).resolve().parent
+    for candidate in (package_dir / "migrations", package_dir.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"cafebot's migrations are missing: neither {package_dir / 'migrations'} "
+        f"nor {package_dir.parent / 'migrations'} has an env.py"
+    )
+
+
+def alembic_config(bind: Engine | Connection) -> Config:
+    """An Alembic config for ``bind``, without any alembic.ini.
+
+    ``migrations/env.py`` runs the migrations on ``config.attributes["connection"]``.
+    """
+    from alembic.config import Config
+
+    config = Config()
+    # The value goes through ConfigParser interpolation: a literal % must be doubled.
+    config.set_main_option("script_location", str(migrations_path()).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = bind
+    return config
+
+
+def head_revision() -> str:
+    """The latest revision that this version of cafebot knows."""
+    head = _script_directory().get_current_head()
+    if head is None:
+        raise RuntimeError(f"no Alembic revisions in {migrations_path()}")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision, or None for a database that was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_database(engine: Engine, revision: str = "head") -> None:
+    """Apply the migrations up to ``revision``."""
+    from alembic import command
+
+    # env.py begins and commits the transaction itself (SQLite needs a moment outside one).
+    with engine.connect() as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade_database(engine: Engine, revision: str) -> None:
+    """Revert the migrations down to ``revision`` (``"base"`` for an empty database)."""
+    from alembic import command
+
+    with engine.connect() as connection:
+        command.downgrade(alembic_config(connection), revision)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade the database to the latest revision, unless it is there already (cheap then)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    script = _script_directory()
+    heads = set(script.get_heads())
+    if current == heads:
+        return
+    known = {rev.revision for rev in script.walk_revisions()}
+    if unknown := current - known:
+        raise RuntimeError(
+            f"the database is at revision {', '.join(sorted(unknown))}, which this version "
+            "of cafebot does not know: was it migrated by a newer version?"
+        )
+    upgrade_database(engine)
+
+
+def _script_directory() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(migrations_path()))
