@@ -4,6 +4,18 @@ Text a user writes is stored as written. When the bot repeats it, mentions
 become silent (``@_**Name**``) so nobody is pinged again and again, wildcard
 mentions never ping anyone, and a line can neither start a new block (a
 heading, a quote, a list, a fence) nor break the list it stands in.
+
+The pieces, from the inside out:
+
+- :func:`clean` drops control characters and normalises line ends;
+- :func:`one_line` folds any text into one line;
+- :func:`fragment` is user text for the *middle* of a line (one line, silent mentions);
+- :func:`escape_line_start` makes a line's start unable to open a block;
+- :func:`inline` and :func:`lines_of` do all of that for a line of its own;
+- :func:`name_tag_safe`, :func:`strong` and :func:`mention_name_safe` fit a
+  name into the pad's ``[name=...]`` tag, Zulip's ``**bold**`` and a
+  ``@_**Name|id**`` mention;
+- :func:`escape_html` keeps raw HTML tags out of the pad's Markdown.
 """
 
 from __future__ import annotations
@@ -11,26 +23,45 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# @**Name**, @**Name|42**, @*group* -> their silent forms. Already silent ones stay.
-_USER_MENTION_RE = re.compile(r"@(?!_)(\*\*[^*\n]+?\*\*)")
-_GROUP_MENTION_RE = re.compile(r"@(?!_)(\*[^*\n]+?\*)(?!\*)")
+# Zulip's own patterns are ``@_?**name**`` (any text but ``*``, newlines included)
+# and ``@_?*group*``; a wildcard is ``all``, ``everyone``, ``stream``, ``channel`` or
+# ``topic`` as the whole name. Every one that is not silent yet becomes silent.
+_USER_MENTION_RE = re.compile(r"@(?!_)(\*\*[^*]+\*\*)")
+_GROUP_MENTION_RE = re.compile(r"@(?!_)(\*[^*]+\*)")
 WILDCARDS = ("all", "everyone", "stream", "channel", "topic")
 
-# What may start a Markdown block when it opens a line.
+# What may start a Markdown block when it opens a line, on Zulip and in the pad.
 _BLOCK_START_RE = re.compile(
     r"""^(
         \#{1,6}(?=\s|$)      # ATX heading
       | >                    # block quote
       | [-+*](?=\s|$)        # bullet
-      | [-*_=](?:\s*[-*_=]){2,}\s*$   # thematic break / setext underline
-      | `{3,} | ~{3,}        # code fence
-      | :{3,}                # the pad's container (:::spoiler)
-      | \|                   # table row
-      | <                    # HTML block
+      | [-*_=][-*_=\s]*$     # thematic break / setext underline (with a bullet's own -)
+      | `{3,} | ~{3,}        # code fence (Zulip's spoiler and quote blocks too)
+      | \[(?:[^\]\\]|\\.)*\]:  # link reference or footnote definition
     )""",
     re.VERBOSE,
 )
-_ORDERED_RE = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
+# ... and what only the pad (CommonMark with HTML, tables and containers) reads as one.
+_PAD_BLOCK_START_RE = re.compile(
+    r"""^(
+        :{3,}                # the pad's container (:::spoiler)
+      | \|                   # table row
+      | <(?=[A-Za-z/!?])     # HTML block (not "<3", not an autolink: see _AUTOLINK_RE)
+    )""",
+    re.VERBOSE,
+)
+_AUTOLINK_RE = re.compile(r"<(?:[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*|[^\s<>@\\]+@[A-Za-z0-9.-]+)>")
+_ORDERED_RE = re.compile(r"^(\d+)([.)])(?=\s|$)")
+_HTML_TAG_START_RE = re.compile(r"<(?=[A-Za-z/!?])")
+_SPECIAL_RE = re.compile(r"\\|<|`+")
+# Unicode line and paragraph separators end a line as much as "\n" does; the bidi
+# embedding, override and isolate controls go (an unbalanced one can make the rest
+# of a line display reversed). The plain direction marks (LRM, RLM, ALM) stay.
+_LINE_BREAKS = str.maketrans(
+    {"\u2028": "\n", "\u2029": "\n"}
+    | {chr(c): None for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+)
 
 
 def silence_mentions(text: str) -> str:
@@ -40,47 +71,132 @@ def silence_mentions(text: str) -> str:
 
 
 def clean(text: str) -> str:
-    """Drop control characters (keeping newlines and tabs) and strip each line's end."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    out = []
-    for ch in text:
-        if ch in "\n\t":
-            out.append(ch)
-        elif unicodedata.category(ch) == "Cc":
-            continue
-        else:
-            out.append(ch)
-    return "\n".join(line.rstrip() for line in "".join(out).split("\n")).strip("\n")
+    """Drop control characters (keeping newlines and tabs) and strip each line's end.
+
+    Lone surrogates go too (they cannot be written as UTF-8), and so do the
+    bidi embedding, override and isolate controls; the Unicode line and
+    paragraph separators become newlines.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_LINE_BREAKS)
+    kept = "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
+    return "\n".join(line.rstrip() for line in kept.split("\n")).strip("\n")
 
 
 def one_line(text: str) -> str:
-    """Collapse all white space (newlines included) into single spaces."""
-    return " ".join(text.split())
+    """Collapse all white space (newlines included) into single spaces; drop control chars."""
+    return " ".join(clean(text).split())
 
 
-def escape_line_start(line: str) -> str:
-    """Escape what would make ``line`` start a new Markdown block."""
+def fragment(text: str) -> str:
+    """User text for the middle of a line: one line, mentions silent.
+
+    Use :func:`inline` instead where the text opens the line.
+    """
+    return silence_mentions(one_line(text))
+
+
+def escape_line_start(line: str, *, zulip: bool = False) -> str:
+    """Escape what would make ``line`` start a new Markdown block.
+
+    Leading white space is dropped (it would make an indented code block or a
+    deeper list level). With ``zulip=True`` only what Zulip's Markdown reads
+    as a block is escaped (not HTML, tables or the pad's ``:::`` containers),
+    so that Zulip shows no stray backslash.
+    """
     stripped = line.lstrip()
     if not stripped:
         return stripped
     if _BLOCK_START_RE.match(stripped):
         return "\\" + stripped
+    if not zulip and _PAD_BLOCK_START_RE.match(stripped) and not _AUTOLINK_RE.match(stripped):
+        return "\\" + stripped
     m = _ORDERED_RE.match(stripped)
     if m:
         return f"{m.group(1)}\\{m.group(2)}{stripped[m.end() :]}"
+    if zulip and stripped.startswith("/"):
+        # A message that starts with /me, /poll or /todo is a Zulip widget.
+        return "\\" + stripped
     return stripped
 
 
-def inline(text: str) -> str:
-    """User text for a place inside one line (a bullet, a heading-free sentence)."""
-    return escape_line_start(silence_mentions(one_line(text)))
+def inline(text: str, *, zulip: bool = False) -> str:
+    """User text for a line of its own (a bullet, a heading-free sentence)."""
+    return escape_line_start(fragment(text), zulip=zulip)
+
+
+def text_lines(text: str) -> list[str]:
+    """The non-empty lines of multi-line user text, as fragments (not yet line-start safe)."""
+    return [line for line in (fragment(raw) for raw in clean(text).split("\n")) if line]
+
+
+def lines_of(text: str, *, zulip: bool = False) -> list[str]:
+    """The non-empty lines of multi-line user text, each safe to stand in a bullet."""
+    return [escape_line_start(line, zulip=zulip) for line in text_lines(text)]
 
 
 def name_tag_safe(name: str) -> str:
-    """A name that can stand inside the pad's ``[name=...]`` tag."""
-    return one_line(name).replace("[", "(").replace("]", ")")
+    """A name that can stand inside the pad's ``[name=...]`` tag: no brackets, no backslash."""
+    return fragment(name).replace("[", "(").replace("]", ")").replace("\\", "")
 
 
-def lines_of(text: str) -> list[str]:
-    """The non-empty lines of multi-line user text, each safe to stand in a bullet."""
-    return [inline(line) for line in clean(text).split("\n") if line.strip()]
+def strong(text: str) -> str:
+    """``**text**`` that nothing in ``text`` can end early or turn into a link.
+
+    ``*``, ``\\``, ``` ` ``` and brackets are escaped. Empty text gives an empty
+    string (``****`` would be a thematic break).
+    """
+    text = fragment(text)
+    if not text:
+        return ""
+    return "**" + re.sub(r"([\\*`\[\]])", r"\\\1", text) + "**"
+
+
+def mention_name_safe(name: str) -> str | None:
+    """``name`` for Zulip's ``@_**Name|id**`` syntax, or None where it cannot stand there.
+
+    Zulip resolves such a mention only if the name matches the user's full name,
+    so a name is not altered to fit: one with ``*``, ``|`` or a line break
+    gives None (use the id-only form ``@_**|id**`` then).
+    """
+    safe = one_line(name)
+    if not safe or safe != name.strip() or re.search(r"[*|]", safe):
+        return None
+    return safe
+
+
+def escape_html(text: str) -> str:
+    """Escape the ``<`` of raw HTML tags (``<div>``, ``</p>``, ``<!--``) outside code spans.
+
+    Autolinks (``<https://example.org>``) and a ``<`` already escaped stay as
+    they are. For the pad's flavour: Zulip shows HTML as text by itself.
+    The text is scanned left to right as CommonMark does, so that a backtick
+    inside an autolink cannot make a tag look like code.
+    """
+    out: list[str] = []
+    pos = 0
+    while True:
+        m = _SPECIAL_RE.search(text, pos)
+        if m is None:
+            out.append(text[pos:])
+            return "".join(out)
+        start = m.start()
+        out.append(text[pos:start])
+        if m.group() == "\\":
+            out.append(text[start : start + 2])  # an escape pair: both characters are text
+            pos = start + 2
+        elif m.group() == "<":
+            link = _AUTOLINK_RE.match(text, start)
+            if link:
+                out.append(link.group())
+                pos = link.end()
+            else:
+                out.append("\\<" if _HTML_TAG_START_RE.match(text, start) else "<")
+                pos = start + 1
+        else:
+            # A code span runs to the next backtick string of the same length.
+            closing = re.compile(rf"(?<!`){m.group()}(?!`)")
+            end = closing.search(text, m.end())
+            pos = m.end() if end is None else end.end()
+            out.append(text[start:pos])

@@ -1,0 +1,379 @@
+"""A meeting's notes, rendered: the pad's archive format, or for posting on Zulip.
+
+:func:`render` is a pure function of a meeting (its ORM object and the
+entries hanging from it) and the series settings. The archive flavour writes
+the canonical forms of ``notes-format.md``; the Zulip flavour carries the same
+content in Zulip's dialect (bold names instead of ``[name=...]`` tags, silent
+mentions for action owners, ``*italics*``, Zulip's emoji names).
+
+All user text goes through :mod:`cafebot.text`: whatever people type, it
+cannot open a heading, a fence, a quote, a table or a ``:::`` block, cannot
+break the list it stands in, and cannot ping anyone.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from cafebot.config import SeriesSettings
+from cafebot.converters import format_estimate
+from cafebot.models import (
+    AgendaItem,
+    CheckIn,
+    Introduction,
+    ItemState,
+    Meeting,
+    NoteKind,
+    Person,
+    ShoutOut,
+)
+from cafebot.text import (
+    escape_html,
+    escape_line_start,
+    fragment,
+    mention_name_safe,
+    name_tag_safe,
+    one_line,
+    silence_mentions,
+    strong,
+    text_lines,
+)
+
+INDENT = "    "  # one level of nested bullets
+EMPTY = "(empty)"  # what an entry with no text at all shows
+
+CHECKIN_HEADING = "### Check-in :raising_hand:"
+INTRO_HEADING = "### Introduce yourself! :wave:"
+SHOUTOUT_HEADING = "### Celebrations and Shout-Outs :tada:"
+AGENDA_HEADING = "### Agenda :clock2:"
+ZULIP_AGENDA_HEADING = "### Agenda :time:"  # Zulip has no :clock2:; :time: is its clock
+
+_BULLET_PROMPT_RE = re.compile(r"^[-*+]\s+")
+_UNDERSCORE_ITALIC_RE = re.compile(r"^_(\S(?:.*\S)?)_$")
+
+# A block is a run of lines with no blank line in it; blocks are joined by one blank line.
+Block = list[str]
+
+
+class Flavour(enum.StrEnum):
+    ARCHIVE = "archive"  # the pad's Markdown, for the archive file
+    ZULIP = "zulip"  # for a Zulip message
+
+
+def render(meeting: Meeting, flavour: Flavour, series: SeriesSettings | None = None) -> str:
+    """The notes of one meeting, as Markdown ending with a newline."""
+    return _Renderer(Flavour(flavour), series or SeriesSettings(key="cafe")).meeting(meeting)
+
+
+def render_archive_file(
+    title: str, meetings: Sequence[Meeting], series: SeriesSettings | None = None
+) -> str:
+    """A whole archive file: the title, then each meeting in the order given (newest first)."""
+    parts = [f"# {escape_html(fragment(title))}".rstrip() + "\n"]
+    parts += [render(m, Flavour.ARCHIVE, series) for m in meetings]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class _Renderer:
+    flavour: Flavour
+    series: SeriesSettings
+
+    @property
+    def zulip(self) -> bool:
+        return self.flavour is Flavour.ZULIP
+
+    def meeting(self, meeting: Meeting) -> str:
+        blocks: list[Block] = [[self.heading(meeting)]]
+        blocks += self.checkins(meeting.checkins)
+        if meeting.introductions:
+            blocks += self.introductions(meeting.introductions)
+        blocks += self.shoutouts(meeting.shoutouts)
+        blocks += self.agenda(meeting.agenda_items)
+        # Pieces put side by side must not make a mention either (``@`` + ``**all**``).
+        text = silence_mentions("\n\n".join("\n".join(block) for block in blocks if block))
+        return "\n".join(line.rstrip() for line in text.split("\n")) + "\n"
+
+    def heading(self, meeting: Meeting) -> str:
+        date = meeting.date.isoformat()
+        if not self.zulip:
+            return f"## {date}"
+        name = fragment(self.series.name)
+        return f"## {name} notes: {date}" if name else f"## Notes: {date}"
+
+    # -------------------------------------------------------- sections
+
+    def section(self, heading: str, prompt_key: str, entries: Block) -> list[Block]:
+        """A heading, its prompt, and its entries as one list (a bullet prompt joins the list)."""
+        blocks: list[Block] = [[heading]]
+        prompt, is_bullet = self.prompt(prompt_key)
+        if prompt and is_bullet:
+            entries = [prompt, *entries]
+        elif prompt:
+            blocks.append([prompt])
+        blocks.append(entries)
+        return blocks
+
+    def prompt(self, key: str) -> tuple[str, bool]:
+        """The series' prompt for a section (trusted, but still kept to one safe line)."""
+        text = silence_mentions(one_line(self.series.prompt(key)))
+        bullet = _BULLET_PROMPT_RE.match(text)
+        if bullet:
+            text = text[bullet.end() :]
+        if self.zulip:
+            # Zulip reads only *asterisks* as italics.
+            text = _UNDERSCORE_ITALIC_RE.sub(r"*\1*", text)
+        text = escape_line_start(text, zulip=self.zulip)
+        if not text:
+            return "", False
+        return (f"- {text}", True) if bullet else (text, False)
+
+    def checkins(self, checkins: Iterable[CheckIn]) -> list[Block]:
+        lines: Block = []
+        for checkin in sorted(checkins, key=lambda c: c.ref):
+            handle = self.text(checkin.github or "").lstrip("@")
+            fields = (
+                self.text(checkin.name),
+                f"@{handle}" if handle else "",
+                self.text(checkin.affiliation or ""),
+            )
+            lines.append(self.bullet(0, " / ".join(f for f in fields if f)))
+        return self.section(CHECKIN_HEADING, "checkin", lines)
+
+    def introductions(self, introductions: Iterable[Introduction]) -> list[Block]:
+        lines: Block = []
+        for intro in sorted(introductions, key=lambda i: i.ref):
+            name = self.text(intro.person.display_name) if intro.person is not None else ""
+            first, more = self.first_and_more(intro.text)
+            lines.append(self.bullet(0, f"{name}: {first}" if name and first else name or first))
+            lines += [self.bullet(1, line) for line in more]
+        return self.section(INTRO_HEADING, "intro", lines)
+
+    def shoutouts(self, shoutouts: Iterable[ShoutOut]) -> list[Block]:
+        ungrouped: Block = []
+        groups: dict[str, tuple[str, Block]] = {}  # by case-folded project: (its line, bullets)
+        for shout in sorted(shoutouts, key=lambda s: s.ref):
+            first, more = self.first_and_more(shout.text)
+            lines = [self.bullet(0, _words(self.tag(shout.author), first))]
+            lines += [self.bullet(1, line) for line in more]
+            project = self.text(shout.project or "")
+            if not project:
+                ungrouped += lines
+                continue
+            key = project.casefold()
+            if key not in groups:
+                groups[key] = (self.paragraph(project), [])
+            groups[key][1].extend(lines)
+        blocks = self.section(SHOUTOUT_HEADING, "shoutout", ungrouped)
+        for line, bullets in groups.values():
+            blocks += [[line], bullets]
+        return blocks
+
+    def agenda(self, items: Iterable[AgendaItem]) -> list[Block]:
+        lines: Block = []
+        for item in sorted(items, key=lambda i: (i.position, i.ref)):
+            lines += self.agenda_item(item)
+        heading = ZULIP_AGENDA_HEADING if self.zulip else AGENDA_HEADING
+        return self.section(heading, "agenda", lines)
+
+    # -------------------------------------------------------- entries
+
+    def agenda_item(self, item: AgendaItem) -> Block:
+        estimate = format_estimate(item.estimate_min, item.estimate_max)
+        first, more = self.first_and_more(item.topic)
+        line = _words(self.tag(item.proposer), f"({estimate}):" if estimate else "", first)
+        carried = f"(carried over from {item.carried_from})" if item.carried_from else ""
+        moved = item.state in (ItemState.DEFERRED, ItemState.CARRIED_OVER) and item.moved_to
+        if moved:
+            marker = _words(carried, f"(moved to {item.moved_to})")
+            # The pad shows a moved item as a whole italic line; Zulip cannot nest
+            # italics around bold names, so there only the marker is italic.
+            line = _words(line, self.italic(marker)) if self.zulip else f"_{_words(line, marker)}_"
+        elif carried:
+            line = _words(line, self.italic(carried))
+        out = [self.bullet(0, line)]
+        out += [self.bullet(1, extra) for extra in more]
+        for note in sorted(item.notes, key=lambda n: n.position):
+            first, more = self.first_and_more(note.text)
+            if note.kind is NoteKind.DECISION:
+                line = _words("**Decision** -", first)
+            elif note.kind is NoteKind.ACTION:
+                line = _words("**Action** -", self.owner(note.owner), first)
+            else:
+                line = first
+            if not line:
+                continue  # an empty note says nothing
+            out.append(self.bullet(1, line))
+            out += [self.bullet(2, extra) for extra in more]
+        return out
+
+    # -------------------------------------------------------- pieces
+
+    def text(self, raw: str) -> str:
+        """User text for the middle of a line (made safe as part of the whole line)."""
+        return fragment(raw)
+
+    def first_and_more(self, raw: str) -> tuple[str, list[str]]:
+        """Multi-line user text: its first line (for the bullet) and the others (nested)."""
+        lines = text_lines(raw)
+        return (lines[0], lines[1:]) if lines else ("", [])
+
+    def paragraph(self, content: str) -> str:
+        """A line of its own, made safe as a whole.
+
+        HTML is escaped over the whole line, not piece by piece: a backtick in
+        one piece could otherwise pair with one in the next and leave a tag
+        that the piece's own scan took for code outside the code span.
+        """
+        if not self.zulip:
+            content = escape_html(content)
+        return escape_line_start(content, zulip=self.zulip)
+
+    def bullet(self, depth: int, content: str) -> str:
+        # A bare "-" could underline the line above into a heading (Zulip's Markdown).
+        return f"{INDENT * depth}- {self.paragraph(content) or EMPTY}"
+
+    def italic(self, text: str) -> str:
+        if not text:
+            return ""
+        return f"*{text}*" if self.zulip else f"_{text}_"
+
+    def tag(self, person: Person | None) -> str:
+        """Who proposed or gave the entry: ``[name=Who]`` in the pad, ``**Who**`` on Zulip."""
+        if person is None:
+            return ""
+        if self.zulip:
+            return strong(person.display_name)
+        name = name_tag_safe(person.display_name)
+        return f"[name={name}]" if name else ""
+
+    def owner(self, person: Person | None) -> str:
+        """An action's owner: a silent mention on Zulip where we know their Zulip account."""
+        if person is None:
+            return ""
+        if self.zulip and person.zulip_user_id is not None:
+            # Zulip resolves @_**Name|id** only when Name is the user's Zulip full name;
+            # without it (or where it cannot be written so) the id alone does.
+            name = mention_name_safe(person.zulip_name or "") or ""
+            return f"@_**{name}|{person.zulip_user_id}**"
+        return self.tag(person)
+
+
+def _words(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------- splitting for Zulip
+
+
+def _starts_section(line: str, previous: str) -> bool:
+    return line.startswith("### ")
+
+
+def _starts_entry(line: str, previous: str) -> bool:
+    """A top-level line after a list (a heading, prompt or project line keeps its first entry)."""
+    in_list = previous.startswith("- ") or previous[:1].isspace()
+    return bool(line) and not line[0].isspace() and in_list
+
+
+def _starts_line(line: str, previous: str) -> bool:
+    return True
+
+
+# Where a message may be split, best first: before a section, an entry, any line.
+_BOUNDARIES: tuple[Callable[[str, str], bool], ...] = (_starts_section, _starts_entry, _starts_line)
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """Split Zulip-flavour notes into messages of at most ``limit`` characters.
+
+    Splits fall between sections (before a ``### `` heading) where possible;
+    a section too long for one message is split between its top-level entries
+    (an agenda item stays with its notes, a heading, prompt or project line
+    with the entry after it), then between lines; only a single line longer
+    than ``limit`` is cut inside, before a letter where possible.
+    Whole sections are packed greedily into each message. The blank lines and
+    newline at a split are dropped, nothing else: no chunk starts or ends with
+    a newline, and removing the newlines from the text and from the joined
+    chunks gives the same string.
+    """
+    if limit < 1:
+        raise ValueError("the limit must be at least one character")
+    return _pack(text.split("\n"), limit, 0)
+
+
+def _join(lines: Sequence[str]) -> str:
+    return "\n".join(lines).strip("\n")
+
+
+def _pack(lines: list[str], limit: int, level: int) -> list[str]:
+    whole = _join(lines)
+    if len(whole) <= limit:
+        return [whole] if whole else []
+    if level == len(_BOUNDARIES):
+        return _cut(whole, limit)
+    chunks: list[str] = []
+    current: list[str] = []
+    for unit in _units(lines, _BOUNDARIES[level]):
+        if len(_join(current + unit)) <= limit:
+            current += unit
+            continue
+        if _join(current):
+            chunks.append(_join(current))
+        current = []
+        if len(_join(unit)) <= limit:
+            current = unit
+        else:
+            chunks += _pack(unit, limit, level + 1)
+    if _join(current):
+        chunks.append(_join(current))
+    return chunks
+
+
+def _units(lines: list[str], starts: Callable[[str, str], bool]) -> list[list[str]]:
+    """The lines grouped into runs that each begin at a line where ``starts`` is true.
+
+    ``starts`` sees the line and the last non-blank line before it.
+    """
+    units: list[list[str]] = []
+    previous = ""
+    for line in lines:
+        if not units or starts(line, previous):
+            units.append([line])
+        else:
+            units[-1].append(line)
+        previous = line or previous
+    return units
+
+
+def _cut(line: str, limit: int) -> list[str]:
+    """Cut one over-long line into pieces of at most ``limit`` characters.
+
+    A cut goes before a letter that follows a space where there is one in the
+    second half of the piece, else before any letter there, else at the limit:
+    a piece then never starts with a character that could open a block (``#``,
+    ``-``, ``>``, a digit, ``/``) or split a letter from its combining marks.
+    """
+    pieces: list[str] = []
+    while len(line) > limit:
+        cut = _cut_point(line, limit)
+        pieces.append(line[:cut])
+        line = line[cut:]
+    if line:
+        pieces.append(line)
+    return pieces
+
+
+def _cut_point(line: str, limit: int) -> int:
+    low = max(1, limit // 2)
+    for prefer_word_start in (True, False):
+        for i in range(limit, low - 1, -1):
+            if line[i].isalpha() and (not prefer_word_start or line[i - 1].isspace()):
+                return i
+    return limit
