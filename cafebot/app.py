@@ -21,6 +21,7 @@ from cafebot.context import Context
 from cafebot.converters import consume_series
 from cafebot.errors import PermissionDenied, UserError
 from cafebot.models import Person, ProcessedMessage, Series
+from cafebot.text import silence_mentions
 
 # The command modules register themselves on import.
 from cafebot import entries as _entries  # noqa: F401  isort: skip
@@ -71,8 +72,28 @@ class App:
         )
 
 
+# Control characters, and the bidirectional overrides that make text read other than it is.
+_UNWANTED = {
+    c: None
+    for c in [
+        *range(0x00, 0x09),
+        0x0B,
+        0x0C,
+        *range(0x0E, 0x20),
+        0x7F,
+        *range(0x80, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+}
+
+
 def split_command(text: str) -> tuple[str, str, list[str]]:
-    """``"agenda 10m Topic\\nmore"`` -> ("agenda", "10m Topic", ["more"])."""
+    """``"agenda 10m Topic\\nmore"`` -> ("agenda", "10m Topic", ["more"]).
+
+    Control characters and bidirectional overrides are dropped first.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_UNWANTED)
     lines = text.strip().split("\n")
     first = lines[0].strip()
     word, _, rest = first.partition(" ")
@@ -114,9 +135,14 @@ class Bot:
         if outcome.reaction:
             chat.react(message, outcome.reaction)
         if outcome.reply:
-            chat.reply(message, outcome.reply)
+            # A reply never pings: whatever user text it repeats, mentions in it are silent.
+            chat.reply(message, silence_mentions(outcome.reply))
         log.info(
-            "command",
+            "%s from user %s: %s in %.1f ms",
+            word.lower()[:30] or "(empty)",
+            message.sender_id,
+            result,
+            (time.perf_counter() - started) * 1000,
             extra={
                 "command": word.lower()[:30],
                 "sender_id": message.sender_id,

@@ -27,10 +27,17 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace, *, quiet: bool = False) -> Settings:
+    """Load the settings and set up logging from them (``quiet``: warnings and worse only)."""
     from cafebot.config import find_config, load_settings
+    from cafebot.logs import setup_logging
 
-    return load_settings(find_config(args.config), db_url=args.db)
+    settings = load_settings(find_config(args.config), db_url=args.db)
+    level = settings.log_level
+    if quiet and level in ("DEBUG", "INFO"):
+        level = "WARNING"
+    setup_logging(level, settings.log_format)
+    return settings
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -55,7 +62,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"cafebot shell: --as: {exc}", file=sys.stderr)
         return 2
-    app = App.create(_settings(args))
+    app = App.create(_settings(args, quiet=True))
     try:
         return run_shell(app, name=name, email=email, organizer=args.organizer)
     finally:
@@ -69,7 +76,7 @@ def cmd_notes(args: argparse.Namespace) -> int:
     from cafebot.app import App
     from cafebot.notes import Flavour, render
 
-    settings = _settings(args)
+    settings = _settings(args, quiet=True)
     series = settings.series_by_key(args.series) if args.series else settings.series[0]
     if series is None:
         known = ", ".join(s.key for s in settings.series)

@@ -90,6 +90,7 @@ class Spec:
         """Convert ``text`` (the first line, after the command word) into arguments."""
         args: dict[str, Any] = {}
         rest = text.strip()
+        skipped: ConversionError | None = None  # why an optional value was not taken
         for param in self.params:
             if param.converter is None:
                 value = rest.strip()
@@ -118,9 +119,12 @@ class Spec:
             except ConversionError as exc:
                 if param.optional and not isinstance(exc, InvalidValue):
                     args[param.name] = None
+                    skipped = exc
                     continue
                 raise UserError(f"{exc}.") from exc
         if rest.strip():
+            if skipped is not None:
+                raise UserError(f"{skipped}.")
             raise UserError(f"I did not understand '{rest.strip()[:80]}' after `{self.name}`.")
         return args
 

@@ -153,7 +153,7 @@ class MeetingDate:
         try:
             return cls(date=dt.date.fromisoformat(word)), rest
         except ValueError as exc:
-            raise ConversionError(f"'{word}' is not a date on the calendar") from exc
+            raise InvalidValue(f"'{word}' is not a date on the calendar") from exc
 
 
 @dataclass(frozen=True)

@@ -84,13 +84,17 @@ def parse_checkin(text: str | None) -> CheckinFields:
     return CheckinFields(name, github, affiliation)
 
 
-def _next_ref(meeting: Meeting, kind: str) -> int:
+def _next_ref(ctx: Context, meeting: Meeting, kind: str) -> int:
+    """The meeting's next reference of ``kind``; the row is locked so no two get the same."""
     attr = {
         "A": "next_agenda_ref",
         "S": "next_shoutout_ref",
         "I": "next_intro_ref",
         "C": "next_checkin_ref",
     }[kind]
+    if meeting.id is not None:
+        ctx.session.flush()  # so that the refresh cannot undo a change of this transaction
+        ctx.session.refresh(meeting, attribute_names=[attr], with_for_update=True)
     value: int = getattr(meeting, attr) or 1
     setattr(meeting, attr, value + 1)
     return value
@@ -129,7 +133,7 @@ def checkin(ctx: Context, fields: str | None) -> Outcome:
         entry = CheckIn(
             meeting=meeting,
             person=person,
-            ref=_next_ref(meeting, "C"),
+            ref=_next_ref(ctx, meeting, "C"),
             message_id=ctx.message.id,
             created_at=ctx.now,
             name=name,
@@ -167,7 +171,7 @@ def intro(ctx: Context, text: str) -> Outcome:
         entry = Introduction(
             meeting=meeting,
             person=ctx.person,
-            ref=_next_ref(meeting, "I"),
+            ref=_next_ref(ctx, meeting, "I"),
             message_id=ctx.message.id,
             created_at=ctx.now,
             text="",
@@ -192,7 +196,7 @@ def shoutout(ctx: Context, project: Project | None, text: str) -> Outcome:
         ShoutOut(
             meeting=meeting,
             author=ctx.person,
-            ref=_next_ref(meeting, "S"),
+            ref=_next_ref(ctx, meeting, "S"),
             project=project.value if project else None,
             text=clean(text),
             message_id=ctx.message.id,
@@ -262,7 +266,7 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     item = AgendaItem(
         meeting=meeting,
         proposer=ctx.person,
-        ref=_next_ref(meeting, "A"),
+        ref=_next_ref(ctx, meeting, "A"),
         topic=one_line(topic),
         estimate_min=estimate.low if estimate else None,
         estimate_max=estimate.high if estimate else None,
@@ -416,7 +420,7 @@ def carry(item: AgendaItem, meeting: Meeting, ctx: Context) -> AgendaItem:
     copy = AgendaItem(
         meeting=meeting,
         proposer=item.proposer,
-        ref=_next_ref(meeting, "A"),
+        ref=_next_ref(ctx, meeting, "A"),
         topic=item.topic,
         estimate_min=item.estimate_min,
         estimate_max=item.estimate_max,

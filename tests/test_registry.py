@@ -109,3 +109,28 @@ def test_control_characters_and_markup_are_stored_safely(db_url: str) -> None:
         assert len(bot.rows(Meeting)) == 1
     finally:
         bot.close()
+
+
+def test_one_structured_log_line_per_command(db_url: str) -> None:
+    import io
+    import json
+
+    from cafebot.logs import setup_logging
+
+    stream = io.StringIO()
+    setup_logging("INFO", "json", stream)
+    bot = Harness(db_url)
+    try:
+        bot.send("agenda 5m Logged", msg_id=31)
+        bot.send("remove A9", msg_id=32)
+    finally:
+        bot.close()
+        logging.getLogger().handlers.clear()
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    commands = [r for r in records if "command" in r]
+    assert [(r["command"], r["message_id"], r["outcome"]) for r in commands] == [
+        ("agenda", 31, "ok"),
+        ("remove", 32, "error"),
+    ]
+    assert all(r["sender_id"] == 11 and r["ms"] >= 0 for r in commands)
+    assert commands[0]["message"].startswith("agenda from user 11: ok in ")
