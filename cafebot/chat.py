@@ -54,6 +54,14 @@ class Message:
         )
 
 
+class EditNotAllowed(Exception):
+    """The chat server refused to edit a message (e.g. the organisation's edit time limit)."""
+
+
+class SendFailed(Exception):
+    """The chat server did not take a post: it refused it, or the bot is shutting down."""
+
+
 class Chat(Protocol):
     """Where the bot answers. Implemented by each transport."""
 
@@ -70,4 +78,4 @@ class Chat(Protocol):
         """Post to a stream topic; the new message's id where the transport has ids."""
 
     def edit(self, message_id: int, text: str) -> None:
-        """Replace the text of a message the bot sent."""
+        """Replace the text of a message the bot sent; :class:`EditNotAllowed` if refused."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from cafebot.app import App, Bot
-from cafebot.chat import Message
+from cafebot.chat import Chat, Message
 from cafebot.commands import help_overview
 
 log = logging.getLogger("cafebot")
@@ -49,6 +49,31 @@ def strip_mention(content: str, bot_name: str | None, bot_id: int | None) -> tup
         if by_id or (by_name and m.group("id") is None):
             return True, text[m.end() :]
     return False, text
+
+
+def command_text(message: Message, bot_id: int | None, bot_name: str | None) -> str | None:
+    """The command in ``message`` when it is addressed to the bot, else None.
+
+    A stream message is a command only when it starts with a mention of the bot
+    (``@**cafe**``, ``@**cafe|42**``; a silent mention, as a quote-and-reply
+    starts, is not one); a one-to-one direct message always is (a leading
+    mention is dropped); a group direct message counts as a stream.
+    """
+    content = message.content.lstrip()
+    mentioned, rest = strip_mention(content, bot_name, bot_id)
+    if mentioned and content.startswith("@_"):
+        mentioned = False
+    if message.is_direct and is_one_to_one(message, bot_id):
+        return rest if mentioned else content
+    return rest if mentioned else None
+
+
+def is_one_to_one(message: Message, bot_id: int | None) -> bool:
+    """A direct message between its sender and the bot alone."""
+    others = set(message.recipient_ids) - {message.sender_id}
+    if bot_id is not None:
+        others.discard(bot_id)
+    return message.is_direct and not others
 
 
 class BotHandlerChat:
@@ -115,14 +140,35 @@ class CafeHandler:
         self.bot_id = int(user_id) if isinstance(user_id, int) else None
 
     def handle_message(self, message: dict[str, Any], bot_handler: BotHandler) -> None:
+        """zulip_bots' entry point. Its runners pass only messages addressed to the bot,
+        with a leading mention already removed (``zulip-run-bot``, ``zulip-botserver``)."""
         if self.bot is None:
             self.initialize(bot_handler)
-        assert self.bot is not None  # noqa: S101 - set by initialize()
         msg = Message.from_zulip(message)
         if msg.sender_is_bot or (self.bot_id is not None and msg.sender_id == self.bot_id):
             return
         _, text = strip_mention(msg.content, self.bot_name, self.bot_id)
-        self.bot.handle(msg, text, BotHandlerChat(bot_handler, message, self.notes_flavour))
+        self.dispatch(msg, text, BotHandlerChat(bot_handler, message, self.notes_flavour))
+
+    # The entry points of transports that build the Message and the Chat themselves
+    # (``cafebot run``): the same Bot, one command per message.
+
+    def dispatch(self, message: Message, text: str, chat: Chat) -> None:
+        """Run the command ``text`` (``message`` without the bot's mention)."""
+        self._bot().handle(message, text, chat)
+
+    def dispatch_edit(self, message: Message, text: str, chat: Chat) -> bool:
+        """``message``, which made an entry, was edited to ``text``: the entry follows."""
+        return self._bot().handle_edit(message, text, chat)
+
+    def dispatch_delete(self, message_ids: list[int]) -> list[str]:
+        """Messages were deleted: the entries they made are removed."""
+        return self._bot().handle_delete(message_ids)
+
+    def _bot(self) -> Bot:
+        if self.bot is None:
+            raise RuntimeError("CafeHandler has no app: pass one, or call initialize()")
+        return self.bot
 
 
 handler_class = CafeHandler

@@ -1,0 +1,407 @@
+"""The outgoing queue of ``cafebot run``: replies, reactions, posts and edits, paced.
+
+One thread sends everything, in order, within the rate limit the server
+reports (:class:`~cafebot.pacing.RateLimiter`). Replies and posts are written
+to the ``outgoing_message`` table before they are sent, so a crash does not
+lose them; a post whose response was lost (a dropped connection, a timeout, a
+5xx) is looked for among the bot's own messages in that conversation before it
+is posted again, and the Zulip ids of confirmed posts tell two posts of the same
+text apart. Reactions are idempotent and simply retried. When the queue is
+throttled, the acknowledgements waiting for one topic become one reply.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from cafebot.app import App
+from cafebot.chat import EditNotAllowed, Message, SendFailed
+from cafebot.models import OutgoingMessage, OutgoingState
+from cafebot.notes import split_message
+from cafebot.pacing import (
+    Api,
+    ApiError,
+    Backoff,
+    RateLimiter,
+    Stopped,
+    Stopper,
+    Transient,
+    Tuning,
+)
+from cafebot.text import silence_mentions
+
+log = logging.getLogger("cafebot.zulip")
+
+DEFAULT_MAX_MESSAGE_LENGTH = 10_000
+DEFAULT_MAX_TOPIC_LENGTH = 60
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a post goes: a stream topic, or a direct message to these users."""
+
+    stream: str | None = None
+    topic: str | None = None
+    recipients: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, message: Message, bot_id: int) -> Target:
+        if message.stream is not None:
+            return cls(stream=message.stream, topic=message.topic or "")
+        others = sorted(set(message.recipient_ids) - {bot_id}) or [message.sender_id]
+        return cls(recipients=tuple(others))
+
+    def request(self) -> dict[str, Any]:
+        if self.stream is not None:
+            return {"type": "stream", "to": self.stream, "topic": self.topic or ""}
+        return {"type": "private", "to": list(self.recipients)}
+
+    def narrow(self, bot_id: int) -> list[dict[str, Any]]:
+        mine: dict[str, Any] = {"operator": "sender", "operand": bot_id}
+        if self.stream is not None:
+            return [
+                {"operator": "stream", "operand": self.stream},
+                {"operator": "topic", "operand": self.topic or ""},
+                mine,
+            ]
+        return [{"operator": "pm-with", "operand": list(self.recipients)}, mine]
+
+
+def fit_topic(topic: str, limit: int) -> str:
+    """A topic within Zulip's ``max_topic_length`` (Zulip would cut it itself, with "...")."""
+    if len(topic) <= limit:
+        return topic
+    cut = topic[: limit - 1].rstrip()
+    return cut + "…"
+
+
+@dataclass(eq=False)
+class _Post:
+    target: Target
+    content: str
+    after_id: int
+    row_id: int | None = None
+    maybe_sent: bool = False
+    future: Future[int] | None = None
+
+
+@dataclass(eq=False)
+class _React:
+    message: Message
+    emoji: str
+    target: Target
+
+
+@dataclass(eq=False)
+class _Edit:
+    message_id: int
+    content: str
+    future: Future[None] = field(default_factory=Future)
+
+
+_Outgoing = _Post | _React | _Edit
+
+
+class Outbox:
+    """The one paced queue of everything the bot sends (see the module docstring)."""
+
+    def __init__(self, app: App, limiter: RateLimiter, tuning: Tuning) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.tuning = tuning
+        self.account = ""
+        self.bot_id = 0
+        self.max_message_length = DEFAULT_MAX_MESSAGE_LENGTH
+        self.max_topic_length = DEFAULT_MAX_TOPIC_LENGTH
+        self.latest_id = 0  # the newest message id known: a post is looked for after it
+        self.closing = Stopper()  # no more work will come: send what is queued, then stop
+        self.outbound_stop = Stopper()  # stop now (pending rows stay for the next run)
+        self._out: collections.deque[_Outgoing] = collections.deque()
+        self._out_lock = threading.Condition()
+        self._claimed: set[int] = set()  # ids of posts confirmed without a row
+        self._thread: threading.Thread | None = None
+
+    def start(self, api: Api) -> None:
+        self._thread = threading.Thread(target=self._send_loop, args=(api,), name="zulip-sender")
+        self._thread.start()
+
+    def close(self, grace: float) -> None:
+        """Send what is queued for up to ``grace`` seconds, then stop; unsent posts stay
+        pending in the table, and whoever waits for one gets :class:`SendFailed`."""
+        self.closing.set()
+        with self._out_lock:
+            self._out_lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(grace)
+        self.outbound_stop.set()
+        with self._out_lock:
+            self._out_lock.notify_all()
+            for item in self._out:
+                if isinstance(item, _Post | _Edit) and item.future is not None:
+                    item.future.set_exception(SendFailed("cafebot is shutting down"))
+            self._out.clear()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    @property
+    def pending(self) -> int:
+        with self._out_lock:
+            return len(self._out)
+
+    def enqueue(self, item: _Outgoing) -> None:
+        with self._out_lock:
+            if self.outbound_stop.stopped:
+                if isinstance(item, _Post | _Edit) and item.future is not None:
+                    item.future.set_exception(SendFailed("cafebot is shutting down"))
+                return
+            self._out.append(item)
+            self._out_lock.notify()
+
+    def queue_reply(self, message: Message, text: str) -> None:
+        target = Target.of(message, self.bot_id)
+        after = message.id if message.id is not None else self.latest_id
+        for post in self._store(target, split_message(text, self.max_message_length), after):
+            self.enqueue(post)
+
+    def post_and_wait(self, stream: str, topic: str, text: str) -> int:
+        target = Target(stream=stream, topic=fit_topic(topic, self.max_topic_length))
+        parts = split_message(text, self.max_message_length) or [text]
+        if len(parts) > 1:
+            log.warning(
+                "a post to %s was longer than Zulip allows: sent in %d parts", stream, len(parts)
+            )
+        posts = self._store(target, parts, self.latest_id)
+        for post in posts:
+            post.future = Future()
+            self.enqueue(post)
+        ids = [p.future.result() for p in posts if p.future is not None]
+        return ids[0]
+
+    def _store(self, target: Target, parts: list[str], after: int) -> list[_Post]:
+        """Write the posts to the outgoing table (so a crash does not lose them), then queue."""
+        posts = [_Post(target, part, after) for part in parts if part.strip()]
+        try:
+            with self.app.unit_of_work() as session:
+                rows = [
+                    OutgoingMessage(
+                        account=self.account,
+                        stream=target.stream,
+                        topic=target.topic,
+                        recipient_ids=",".join(map(str, target.recipients)) or None,
+                        content=post.content,
+                        after_message_id=after,
+                        state=OutgoingState.PENDING,
+                        attempts=0,
+                        created_at=self.app.clock.now(),
+                    )
+                    for post in posts
+                ]
+                session.add_all(rows)
+                session.flush()
+                for post, row in zip(posts, rows, strict=True):
+                    post.row_id = row.id
+        except Exception:
+            log.exception("could not store an outgoing message; sending it anyway")
+        return posts
+
+    def load_pending(self) -> None:
+        """Posts a previous run did not see confirmed: send them (looking first if tried)."""
+        cutoff = self.app.clock.now() - self.tuning.catchup_window
+        with self.app.unit_of_work() as session:
+            rows = session.scalars(
+                select(OutgoingMessage)
+                .where(
+                    OutgoingMessage.account == self.account,
+                    OutgoingMessage.state == OutgoingState.PENDING,
+                )
+                .order_by(OutgoingMessage.id)
+            ).all()
+            for row in rows:
+                if row.created_at < cutoff:
+                    row.state = OutgoingState.FAILED
+                    log.warning("an outgoing message from %s was too old to send", row.created_at)
+                    continue
+                recipients = tuple(int(i) for i in (row.recipient_ids or "").split(",") if i)
+                target = Target(row.stream, row.topic, recipients)
+                self._out.append(
+                    _Post(target, row.content, row.after_message_id, row.id, row.attempts > 0)
+                )
+        if self._out:
+            log.info("%d outgoing message(s) left by the last run will be sent", len(self._out))
+
+    def _send_loop(self, api: Api) -> None:
+        while True:
+            with self._out_lock:
+                while not self._out and not self.closing.stopped:
+                    self._out_lock.wait(0.5)
+                if not self._out or self.outbound_stop.stopped:
+                    return
+                item = self._out.popleft()
+                if isinstance(item, _React) and self.limiter.delay() > 0:
+                    item = self._combine(item)
+            try:
+                self._perform(api, item)
+            except Stopped:
+                if isinstance(item, _Post | _Edit) and item.future is not None:
+                    item.future.set_exception(SendFailed("cafebot is shutting down"))
+                return
+            except Exception as exc:
+                log.exception("sending to Zulip failed")
+                if isinstance(item, _Post | _Edit) and item.future is not None:
+                    item.future.set_exception(SendFailed(str(exc)))
+
+    def _combine(self, first: _React) -> _Outgoing:
+        """Throttled: pending acknowledgements in one topic become one reply (fewer requests)."""
+        same = [first] + [
+            i for i in self._out if isinstance(i, _React) and i.target == first.target
+        ]
+        if len(same) < self.tuning.combine_acks:
+            return first
+        for item in same[1:]:
+            self._out.remove(item)
+        counts: collections.Counter[str] = collections.Counter(
+            i.message.sender_name or f"user {i.message.sender_id}" for i in same
+        )
+        names = [f"{n} (x{c})" if c > 1 else n for n, c in counts.items()]
+        shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
+        text = silence_mentions(f":{first.emoji}: Done, all {len(same)} of them: {shown}.")
+        ids = [i.message.id for i in same if i.message.id is not None]
+        return _Post(first.target, text, min(ids) if ids else self.latest_id)
+
+    def _perform(self, api: Api, item: _Outgoing) -> None:
+        if isinstance(item, _React):
+            if item.message.id is None:
+                return
+            try:
+                api.call(
+                    "POST",
+                    f"messages/{item.message.id}/reactions",
+                    {"emoji_name": item.emoji},
+                    retry=True,  # idempotent: a second one is refused as already there
+                )
+            except ApiError as exc:
+                if exc.code != "REACTION_ALREADY_EXISTS" and "already" not in exc.msg.lower():
+                    log.warning("reaction on message %s refused: %s", item.message.id, exc)
+        elif isinstance(item, _Edit):
+            try:
+                api.call(
+                    "PATCH", f"messages/{item.message_id}", {"content": item.content}, retry=True
+                )
+            except ApiError as exc:
+                item.future.set_exception(
+                    EditNotAllowed(f"Zulip refused to edit message {item.message_id}: {exc.msg}")
+                )
+                return
+            item.future.set_result(None)
+        else:
+            self._post(api, item)
+
+    def _post(self, api: Api, post: _Post) -> None:
+        backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
+        while True:
+            try:
+                if post.maybe_sent:
+                    found = self._find(api, post)
+                    if found is not None:
+                        log.info("a post whose answer was lost had reached Zulip: not sent again")
+                        self._sent(post, found)
+                        return
+                self._attempt(post)
+                result = api.call(
+                    "POST",
+                    "messages",
+                    {**post.target.request(), "content": post.content},
+                    retry=False,
+                )
+            except Transient as exc:
+                post.maybe_sent = post.maybe_sent or exc.maybe_done
+                delay = backoff.next_delay()
+                log.warning("posting to Zulip failed (%s); retrying in %.1f s", exc, delay)
+                if self.outbound_stop.sleep(delay):
+                    raise Stopped("post") from exc
+                continue
+            except ApiError as exc:
+                log.error("Zulip refused a post to %s: %s", post.target, exc)  # noqa: TRY400
+                self._mark(post, OutgoingState.FAILED, None)
+                if post.future is not None:
+                    post.future.set_exception(SendFailed(f"Zulip refused the post: {exc.msg}"))
+                return
+            self._sent(post, int(result["id"]))
+            return
+
+    def _find(self, api: Api, post: _Post) -> int | None:
+        """The bot's own message with this post's text after ``after_id``, not yet claimed."""
+        anchor = post.after_id
+        wanted = post.content.strip()
+        while True:
+            page = api.call(
+                "GET",
+                "messages",
+                {
+                    "anchor": anchor,
+                    "include_anchor": False,
+                    "num_before": 0,
+                    "num_after": 100,
+                    "narrow": post.target.narrow(self.bot_id),
+                    "apply_markdown": False,
+                },
+                retry=True,
+            )
+            messages = sorted(page.get("messages", []), key=lambda m: int(m["id"]))
+            candidates = [
+                int(m["id"])
+                for m in messages
+                if int(m.get("sender_id", 0)) == self.bot_id
+                and str(m.get("content", "")).strip() == wanted
+            ]
+            for candidate in candidates:
+                if candidate not in self._claimed and not self._claimed_row(candidate):
+                    return candidate
+            if page.get("found_newest", True) or not messages:
+                return None
+            anchor = int(messages[-1]["id"])
+
+    def _claimed_row(self, zulip_id: int) -> bool:
+        with self.app.unit_of_work() as session:
+            return (
+                session.scalar(
+                    select(OutgoingMessage.id).where(OutgoingMessage.zulip_message_id == zulip_id)
+                )
+                is not None
+            )
+
+    def _attempt(self, post: _Post) -> None:
+        if post.row_id is None:
+            return
+        with self.app.unit_of_work() as session:
+            row = session.get(OutgoingMessage, post.row_id)
+            if row is not None:
+                row.attempts += 1
+
+    def _sent(self, post: _Post, zulip_id: int) -> None:
+        self._claimed.add(zulip_id)
+        self.latest_id = max(self.latest_id, zulip_id)
+        self._mark(post, OutgoingState.SENT, zulip_id)
+        if post.future is not None:
+            post.future.set_result(zulip_id)
+
+    def _mark(self, post: _Post, state: OutgoingState, zulip_id: int | None) -> None:
+        if post.row_id is None:
+            return
+        try:
+            with self.app.unit_of_work() as session:
+                row = session.get(OutgoingMessage, post.row_id)
+                if row is not None:
+                    row.state = state
+                    row.zulip_message_id = zulip_id
+                    if state is OutgoingState.SENT:
+                        row.sent_at = self.app.clock.now()
+        except Exception:
+            log.exception("could not record a post as %s", state.value)

@@ -1,0 +1,328 @@
+"""Retry and pacing policy for talking to a chat server: backoff, rate limits, stop signals.
+
+Pure Python (no ``zulip`` here): the Zulip transport feeds it what the server
+reports, and asks it how long to wait.
+
+- :class:`Backoff`: capped exponential backoff with jitter, for connection
+  errors, timeouts and 5xx answers, so that an outage costs a bounded number of
+  requests rather than a tight loop.
+- :class:`RateLimiter`: the server's own account of its rate limit
+  (``X-RateLimit-Remaining`` / ``-Reset`` on every response, ``retry-after`` on
+  HTTP 429), shared by every thread that talks to the server.
+- :class:`Api`: one thread's calls, classified: success, :class:`ApiError` (the
+  server said no: never retried), :class:`Transient` (connection error, timeout,
+  5xx: retried with backoff where that is safe) and 429 (always waited out).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import urllib3
+
+log = logging.getLogger("cafebot.zulip")
+
+
+class Backoff:
+    """Capped exponential backoff with jitter: ``base``, ``2*base``, ... up to ``cap`` seconds.
+
+    Each delay is drawn from the upper half of its step (``[d/2, d]``), so delays
+    keep growing (a minute's outage costs a handful of requests) while clients
+    that failed together do not retry together.
+    """
+
+    def __init__(self, base: float, cap: float, rng: Callable[[], float] = random.random) -> None:
+        if base <= 0 or cap < base:
+            raise ValueError("backoff needs 0 < base <= cap")
+        self.base = base
+        self.cap = cap
+        self.rng = rng
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        step = min(self.cap, self.base * (2 ** min(self.failures, 62)))
+        self.failures += 1
+        return float(step * (0.5 + self.rng() / 2))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class RateLimiter:
+    """What the server says about its rate limit, and how long to wait before a request.
+
+    ``reserve`` requests of each window are left for the event poll (which also
+    counts against the limit): paced senders wait when fewer remain.
+    """
+
+    def __init__(
+        self,
+        *,
+        reserve: int = 2,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.reserve = reserve
+        self._monotonic = monotonic
+        self._wall = wall
+        self._lock = threading.Lock()
+        self.remaining: int | None = None
+        self.limit: int | None = None
+        self._reset_at = 0.0  # monotonic time when the window resets
+        self._blocked_until = 0.0  # after a 429: no request before this
+        self.hits = 0  # 429 answers seen
+
+    def update(self, headers: Mapping[str, str]) -> None:
+        """Read ``X-RateLimit-Remaining`` / ``-Limit`` / ``-Reset`` from a response's headers."""
+        remaining = _number(headers.get("X-RateLimit-Remaining"))
+        reset = _number(headers.get("X-RateLimit-Reset"))
+        limit = _number(headers.get("X-RateLimit-Limit"))
+        with self._lock:
+            if remaining is not None:
+                self.remaining = int(remaining)
+            if limit is not None:
+                self.limit = int(limit)
+            if reset is not None:
+                self._reset_at = self._to_monotonic(reset)
+
+    def hit(self, retry_after: float | None) -> float:
+        """The server answered 429: no request for ``retry_after`` seconds. Returns the wait."""
+        wait = retry_after if retry_after is not None and retry_after >= 0 else 1.0
+        with self._lock:
+            self.hits += 1
+            self._blocked_until = max(self._blocked_until, self._monotonic() + wait)
+            # Unknown until the next response says: retry-after is when requests may go again.
+            self.remaining = None
+        return wait
+
+    def delay(self, *, paced: bool = True) -> float:
+        """Seconds to wait before the next request (0: go now).
+
+        ``paced`` requests (the outgoing queue) also wait when the window has no
+        more than ``reserve`` requests left; the event poll only honours a 429.
+        """
+        with self._lock:
+            now = self._monotonic()
+            wait = max(0.0, self._blocked_until - now)
+            if paced and self.remaining is not None and self.remaining <= self.reserve:
+                wait = max(wait, self._reset_at - now)
+            return max(0.0, wait)
+
+    def spend(self) -> None:
+        """Count a request about to be sent (until its response tells the truth)."""
+        with self._lock:
+            if self.remaining is not None and self.remaining > 0:
+                self.remaining -= 1
+
+    def _to_monotonic(self, reset: float) -> float:
+        now_mono = self._monotonic()
+        # Zulip sends a Unix time; a small number is taken as seconds from now.
+        seconds = reset - self._wall() if reset > 1e9 else reset
+        return now_mono + max(0.0, seconds)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+class Stopper:
+    """A stop signal that sleeps can wait on (so a shutdown never waits out a backoff)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._event.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until stopped; True when stopped."""
+        if seconds <= 0:
+            return self._event.is_set()
+        return self._event.wait(seconds)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Timings and sizes of the transport (tests make them small)."""
+
+    catchup_window: dt.timedelta = dt.timedelta(hours=24)
+    backoff_base: float = 0.5  # seconds before the first retry
+    backoff_max: float = 60.0  # the longest wait between retries
+    request_timeout: float = 15.0
+    longpoll_timeout: float = 90.0  # unless register says otherwise
+    shutdown_grace: float = 3.0  # time to finish sending at shutdown
+    page_size: int = 1000  # messages per GET /messages
+    combine_acks: int = 3  # pending reactions in one topic that become one reply when throttled
+    rate_reserve: int = 2  # requests of each rate-limit window left for the event poll
+    anchor_every: float = 1.0  # seconds between writes of the catch-up anchor
+
+
+# ====================================================================== errors
+
+
+class ZulipError(Exception):
+    pass
+
+
+class ApiError(ZulipError):
+    """Zulip answered with an error (not retried)."""
+
+    def __init__(self, status: int, code: str, msg: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {msg}")
+        self.status = status
+        self.code = code
+        self.msg = msg
+
+
+class Transient(ZulipError):
+    """A connection error, timeout or 5xx. ``maybe_done``: the request may have taken effect."""
+
+    def __init__(self, text: str, *, maybe_done: bool) -> None:
+        super().__init__(text)
+        self.maybe_done = maybe_done
+
+
+class RateLimited(ZulipError):
+    def __init__(self, retry_after: float | None) -> None:
+        super().__init__(f"rate limited (retry after {retry_after} s)")
+        self.retry_after = retry_after
+
+
+class Stopped(ZulipError):
+    """The bot is shutting down: the call was given up."""
+
+
+class FatalError(ZulipError):
+    """The bot cannot run (credentials refused, a request Zulip will never accept)."""
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """Whether a connection error happened before the request reached the server."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, urllib3.exceptions.NewConnectionError):
+            return True
+        reason = getattr(seen.args[0], "reason", None) if seen.args else None
+        if isinstance(reason, urllib3.exceptions.NewConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+# ====================================================================== one thread's calls
+
+
+class Api:
+    """Calls through one API client (a ``zulip.Client``; one per thread), with our retry policy.
+
+    The client's ``call_endpoint`` does the HTTP; a response hook on its
+    ``requests`` session gives us the status and headers it does not return.
+    ``network_errors`` are what the client raises when the server is not reached.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        limiter: RateLimiter,
+        stopper: Stopper,
+        tuning: Tuning,
+        *,
+        paced: bool,
+        secret: str,
+        network_errors: tuple[type[Exception], ...] = (requests.exceptions.RequestException,),
+    ) -> None:
+        self.client = client
+        self.network_errors = network_errors
+        self.limiter = limiter
+        self.stopper = stopper
+        self.tuning = tuning
+        self.paced = paced
+        self.secret = secret
+        self._last: tuple[int, Mapping[str, str]] = (0, {})
+        client.ensure_session()
+        client.session.hooks["response"].append(self._record)
+
+    def _record(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last = (response.status_code, response.headers)
+
+    def clean(self, text: str) -> str:
+        """``text`` without the API key (which must never reach a log or an error)."""
+        return text.replace(self.secret, "***") if self.secret else text
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        request: dict[str, Any] | None = None,
+        *,
+        retry: bool,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """One API call. 429 is always waited out (the request was not processed);
+        connection errors, timeouts and 5xx are retried with backoff when ``retry``."""
+        backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
+        while True:
+            wait = self.limiter.delay(paced=self.paced)
+            if wait > 0 and self.stopper.sleep(wait):
+                raise Stopped(url)
+            if self.stopper.stopped:
+                raise Stopped(url)
+            try:
+                return self.once(method, url, request, timeout)
+            except RateLimited as exc:
+                waited = self.limiter.hit(exc.retry_after)
+                log.warning("Zulip rate limit reached; waiting %.1f s as it asks", waited)
+            except Transient as exc:
+                if not retry:
+                    raise
+                delay = backoff.next_delay()
+                log.warning("%s %s failed (%s); retrying in %.1f s", method, url, exc, delay)
+                if self.stopper.sleep(delay):
+                    raise Stopped(url) from exc
+
+    def once(
+        self, method: str, url: str, request: dict[str, Any] | None, timeout: float | None
+    ) -> dict[str, Any]:
+        self.limiter.spend()
+        self._last = (0, {})
+        try:
+            result: dict[str, Any] = self.client.call_endpoint(
+                url=url,
+                method=method,
+                request=request or {},
+                timeout=timeout or self.tuning.request_timeout,
+            )
+        except self.network_errors as exc:
+            text = self.clean(f"{type(exc).__name__}: {exc}")[:300]
+            raise Transient(text, maybe_done=not _not_sent(exc)) from None
+        status, headers = self._last
+        self.limiter.update(headers)
+        if status == 429 or result.get("code") == "RATE_LIMIT_HIT":
+            after = result.get("retry-after") or headers.get("Retry-After")
+            raise RateLimited(float(after) if after is not None else None)
+        if status >= 500 or result.get("result") == "http-error":
+            raise Transient(f"the server answered HTTP {status or '?'}", maybe_done=True)
+        if result.get("result") != "success":
+            raise ApiError(
+                status,
+                str(result.get("code", "")),
+                self.clean(str(result.get("msg", "unknown error"))),
+            )
+        return result

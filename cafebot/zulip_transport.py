@@ -1,0 +1,825 @@
+"""``cafebot run``: the long-running Zulip bot. The only module that imports ``zulip``.
+
+Three threads share the work:
+
+- the **poller** registers an event queue (message, update_message and
+  delete_message events, raw Markdown), catches up on the messages posted since
+  the last one the bot read (``GET /messages`` from the stored anchor, bounded
+  by the catch-up window), then long-polls; it re-registers at once when Zulip
+  forgets the queue (``BAD_EVENT_QUEUE_ID``) and catches up again;
+- the **main thread** takes what the poller found, in order, and dispatches
+  commands through :class:`~cafebot.handler.CafeHandler`; the command's effect
+  and its message id are committed together, so a message seen twice has no
+  second effect;
+- the **sender** posts replies, reactions and edits through one paced queue that
+  keeps to the rate limit the server reports (:mod:`cafebot.pacing`). Replies
+  are written to the ``outgoing_message`` table first; one whose response was
+  lost is looked for among the bot's messages before it is posted again.
+
+The ``zulip`` client is built with ``retry_on_errors=False``: it would retry
+every request on 5xx and connection errors, POSTs included, with a fixed 1 s
+sleep, and it does not handle 429 at all. The retry policy is ours: capped
+exponential backoff with jitter for what is safe to repeat, ``retry-after`` on 429.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import requests
+import zulip
+
+from cafebot.app import App
+from cafebot.chat import Chat, EditNotAllowed, Message, SendFailed
+from cafebot.config import Settings, ZulipSettings
+from cafebot.handler import CafeHandler, command_text, strip_mention
+from cafebot.models import ProcessedMessage, ZulipCursor
+from cafebot.outbox import Outbox, Target, _Edit, _React
+from cafebot.pacing import (
+    Api,
+    ApiError,
+    Backoff,
+    RateLimiter,
+    Stopped,
+    Stopper,
+    Tuning,
+    ZulipError,
+)
+
+log = logging.getLogger("cafebot.zulip")
+
+CLIENT_NAME = "cafebot"
+EVENT_TYPES = ["message", "update_message", "delete_message"]
+FETCH_CAP = 5000  # Zulip refuses a bigger GET /messages
+# What the zulip client raises when the server is not reached.
+NETWORK_ERRORS: tuple[type[Exception], ...] = (
+    requests.exceptions.RequestException,
+    zulip.ZulipError,
+)
+
+
+class FatalError(ZulipError):
+    """The bot cannot run (credentials refused, a request Zulip will never accept)."""
+
+
+def make_client(settings: ZulipSettings) -> Any:
+    """A ``zulip.Client`` that never retries by itself (it asks the server for its settings)."""
+    if settings.zuliprc is not None:
+        return zulip.Client(
+            config_file=str(settings.zuliprc), retry_on_errors=False, client=CLIENT_NAME
+        )
+    return zulip.Client(
+        email=settings.email,
+        api_key=settings.key,
+        site=settings.site,
+        retry_on_errors=False,
+        client=CLIENT_NAME,
+    )
+
+
+def _clone(client: Any) -> Any:
+    """Another client on the same account, with its own HTTP session (one per thread)."""
+    twin = copy.copy(client)
+    twin.session = None
+    return twin
+
+
+class _RedactKey(logging.Filter):
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secret and self.secret in record.getMessage():
+            record.msg = record.getMessage().replace(self.secret, "***")
+            record.args = None
+        return True
+
+
+# ====================================================================== inbound
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    kind: str  # "message", "edit", "delete", "ready", "fatal"
+    data: Any = None
+
+
+class ZulipChat:
+    """The :class:`~cafebot.chat.Chat` of ``cafebot run``: everything goes through the sender."""
+
+    notes_flavour = "zulip"
+
+    def __init__(self, bot: ZulipBot) -> None:
+        self._bot = bot
+
+    def reply(self, message: Message, text: str) -> None:
+        self._bot.outbox.queue_reply(message, text)
+
+    def react(self, message: Message, emoji: str) -> None:
+        self._bot.outbox.enqueue(_React(message, emoji, Target.of(message, self._bot.bot_id)))
+
+    def send(self, stream: str, topic: str, text: str) -> int | None:
+        """Post to a stream topic and wait until Zulip confirms it; the new message's id.
+
+        Raises :class:`~cafebot.chat.SendFailed` when Zulip refuses the post or the
+        bot shuts down first.
+        """
+        return self._bot.outbox.post_and_wait(stream, topic, text)
+
+    def edit(self, message_id: int, text: str) -> None:
+        """Replace a message's text; :class:`~cafebot.chat.EditNotAllowed` when Zulip
+        refuses (the organisation's edit time limit has passed, say)."""
+        item = _Edit(message_id, text)
+        self._bot.outbox.enqueue(item)
+        item.future.result()
+
+
+class ZulipBot:
+    """The Zulip transport: see the module docstring. ``run()`` blocks until ``stop()``."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        tuning: Tuning | None = None,
+        handler: CafeHandler | None = None,
+        heartbeat: Callable[[], object] | None = None,
+    ) -> None:
+        self.app = app
+        # Called on every pass of the event poll (``cafebot health`` reads what it writes).
+        self.heartbeat = heartbeat or (lambda: None)
+        self.settings = app.settings.zulip
+        self.tuning = tuning or Tuning(catchup_window=self.settings.catchup_window)
+        self.handler = handler or CafeHandler(app)
+        self.limiter = RateLimiter(reserve=self.tuning.rate_reserve)
+        self.inbound_stop = Stopper()  # the poller and the main loop
+        self.outbox = Outbox(app, self.limiter, self.tuning)
+        self.chat = ZulipChat(self)
+        self.inbox: queue.Queue[_Inbound] = queue.Queue()
+        self.bot_id = 0
+        self.bot_name = ""
+        self.account = ""
+        self.ready = threading.Event()
+        self._client: Any = None
+        self._secret = self.settings.key or ""
+        self._api: Api | None = None
+        self._queue_id: str | None = None
+        self._users: dict[int, dict[str, Any]] = {}
+        self._seen: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._handled_max = 0
+        self._failed: set[int] = set()
+        self._anchor_saved_at = 0.0
+        self._anchor_saved = -1
+        self._poller: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Ask the bot to stop (signal-safe): it finishes the command in hand first."""
+        self.inbound_stop.set()
+
+    def run(self, on_ready: Callable[[Chat], Callable[[], None]] | None = None) -> int:
+        """Connect, catch up, handle commands until stopped.
+
+        Returns 0 when stopped, 1 when the bot cannot run (the reason is logged).
+        """
+        redact = _RedactKey(self._secret)
+        handlers = list(logging.getLogger().handlers)
+        for h in handlers:
+            h.addFilter(redact)
+        stop_ready: Callable[[], None] | None = None
+        try:
+            if not self._connect():
+                return 0
+            self._prepare()
+            self.outbox.start(self._new_api(self.outbox.outbound_stop, paced=True))
+            self._poller = threading.Thread(
+                target=self._poll_loop, name="zulip-poller", daemon=True
+            )
+            self._poller.start()
+            while not self.inbound_stop.stopped:
+                try:
+                    item = self.inbox.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if item.kind == "fatal":
+                    log.error("%s", item.data)
+                    return 1
+                if item.kind == "ready":
+                    # Everything up to here was queued before this marker, and is handled.
+                    self._handled_max = max(self._handled_max, int(item.data))
+                    self._save_anchor(force=True)
+                    if not self.ready.is_set():
+                        self.ready.set()
+                        log.info(
+                            "cafebot is live on Zulip as %s (user %s)", self.bot_name, self.bot_id
+                        )
+                        if on_ready is not None:
+                            stop_ready = on_ready(self.chat)
+                    continue
+                self._handle_inbound(item)
+        except FatalError as exc:
+            log.error("%s", exc)  # noqa: TRY400 - said plainly, no traceback
+            return 1
+        else:
+            return 0
+        finally:
+            self._shutdown(stop_ready)
+            for h in handlers:
+                h.removeFilter(redact)
+
+    def _shutdown(self, stop_ready: Callable[[], None] | None) -> None:
+        self.inbound_stop.set()
+        if stop_ready is not None:
+            try:
+                stop_ready()
+            except Exception:
+                log.exception("stopping the scheduler failed")
+        self.outbox.close(self.tuning.shutdown_grace)
+        if self._queue_id is not None and self._client is not None:
+            try:
+                api = self._new_api(Stopper(), paced=False)
+                api.once("DELETE", "events", {"queue_id": self._queue_id}, 2.0)
+                log.info("event queue deregistered")
+            except ZulipError as exc:
+                log.info("could not deregister the event queue (%s); Zulip expires it", exc)
+        if self._handled_max:
+            self._save_anchor(force=True)
+        log.info("cafebot stopped")
+
+    # ------------------------------------------------------------------ start-up
+
+    def _new_api(self, stopper: Stopper, *, paced: bool) -> Api:
+        """Calls on a client of their own (one per thread)."""
+        return Api(
+            _clone(self._client),
+            self.limiter,
+            stopper,
+            self.tuning,
+            paced=paced,
+            secret=self._secret,
+            network_errors=NETWORK_ERRORS,
+        )
+
+    def _connect(self) -> bool:
+        """Build the client and learn who the bot is; waits out an unreachable server."""
+        backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
+        secret = self._secret
+        while True:
+            try:
+                self._client = make_client(self.settings)
+                break
+            except (zulip.ConfigNotFoundError, zulip.MissingURLError) as exc:
+                raise FatalError(f"Zulip settings: {exc}") from None
+            except Exception as exc:  # the server is unreachable or answers garbage
+                delay = backoff.next_delay()
+                text = f"{type(exc).__name__}: {exc}".replace(secret, "***") if secret else str(exc)
+                log.warning("cannot reach Zulip (%s); retrying in %.1f s", text[:200], delay)
+                if self.inbound_stop.sleep(delay):
+                    return False
+        self._secret = self._secret or str(getattr(self._client, "api_key", ""))
+        self._api = self._new_api(self.inbound_stop, paced=False)
+        try:
+            me = self._api.call("GET", "users/me", retry=True)
+        except Stopped:
+            return False
+        except ApiError as exc:
+            if exc.status == 401:
+                raise FatalError(
+                    "Zulip refused the bot's credentials (HTTP 401): check [zulip] email and "
+                    "key (or the zuliprc file) in the config"
+                ) from None
+            raise FatalError(f"Zulip refused to tell the bot who it is: {exc}") from None
+        self.bot_id = int(me["user_id"])
+        self.bot_name = str(me.get("full_name", ""))
+        self.account = f"{self._client.base_url}#{self.bot_id}"
+        return True
+
+    def _prepare(self) -> None:
+        """Know the users (who is a bot; organisers' ids) and join each series' stream."""
+        assert self._api is not None  # noqa: S101 - set by _connect
+        try:
+            members = self._api.call("GET", "users", {"client_gravatar": True}, retry=True)
+            for user in members.get("members", []):
+                self._users[int(user["user_id"])] = user
+        except ApiError as exc:
+            log.warning("cannot list the organisation's users (%s)", exc)
+        self._resolve_organizers()
+        self._subscribe()
+        self.outbox.account, self.outbox.bot_id = self.account, self.bot_id
+        self.outbox.load_pending()
+
+    def _resolve_organizers(self) -> None:
+        by_email: dict[str, int] = {}
+        for user_id, user in self._users.items():
+            for key in ("delivery_email", "email"):
+                if user.get(key):
+                    by_email.setdefault(str(user[key]).lower(), user_id)
+        for series in self.app.settings.series:
+            ids = self.app.organizer_ids.setdefault(series.key, set())
+            missing = []
+            for email in sorted(series.organizer_emails):
+                if email in by_email:
+                    ids.add(by_email[email])
+                else:
+                    missing.append(email)
+            if missing:
+                log.warning(
+                    "series %s: no Zulip user found for organiser %s (the organisation may "
+                    "hide email addresses: list organisers by user id instead)",
+                    series.key,
+                    ", ".join(missing),
+                )
+
+    def _subscribe(self) -> None:
+        assert self._api is not None  # noqa: S101
+        for series in self.app.settings.series:
+            if not series.stream:
+                continue
+            try:
+                self._api.call("GET", "get_stream_id", {"stream": series.stream}, retry=True)
+            except ApiError as exc:
+                log.error(  # noqa: TRY400 - an expected refusal: no traceback
+                    "series %s: stream '%s' is not there for the bot (%s); create it, or "
+                    "fix `stream` in the config",
+                    series.key,
+                    series.stream,
+                    exc.msg,
+                )
+                continue
+            try:
+                result = self._api.call(
+                    "POST",
+                    "users/me/subscriptions",
+                    {
+                        "subscriptions": [{"name": series.stream}],
+                        "authorization_errors_fatal": False,
+                    },
+                    retry=True,
+                )
+            except ApiError as exc:
+                log.error(  # noqa: TRY400 - an expected refusal: no traceback
+                    "series %s: the organisation does not let the bot join stream '%s' (%s); "
+                    "ask an administrator to subscribe the bot",
+                    series.key,
+                    series.stream,
+                    exc.msg,
+                )
+                continue
+            if series.stream in result.get("unauthorized", []):
+                log.error(
+                    "series %s: the bot may not join the private stream '%s'; ask an "
+                    "administrator to subscribe it",
+                    series.key,
+                    series.stream,
+                )
+            else:
+                log.info("series %s: subscribed to stream '%s'", series.key, series.stream)
+
+    # ------------------------------------------------------------------ the poller
+
+    def _poll_loop(self) -> None:
+        try:
+            self._poll()
+        except Stopped:
+            return
+        except Exception as exc:
+            log.exception("the event poll failed")
+            self.inbox.put(_Inbound("fatal", f"the event poll stopped: {exc}"))
+
+    def _poll(self) -> None:
+        api = self._new_api(self.inbound_stop, paced=False)
+        backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
+        queue_id: str | None = None
+        last_event_id = -1
+        pushed: int | None = self._stored_anchor()  # None: never read this account
+        longpoll = self.tuning.longpoll_timeout
+        while not self.inbound_stop.stopped:
+            self.heartbeat()
+            if queue_id is None:
+                try:
+                    reg = self._register(api)
+                except ApiError as exc:
+                    if exc.status == 401:
+                        raise FatalError("Zulip refused the bot's credentials (HTTP 401)") from None
+                    if exc.status == 400:
+                        raise FatalError(f"Zulip refused the event queue: {exc}") from None
+                    delay = backoff.next_delay()
+                    log.warning(
+                        "registering an event queue failed (%s); retrying in %.1f s", exc, delay
+                    )
+                    self.inbound_stop.sleep(delay)
+                    continue
+                queue_id, last_event_id = str(reg["queue_id"]), int(reg["last_event_id"])
+                self._queue_id = queue_id
+                longpoll = float(reg.get("event_queue_longpoll_timeout_seconds") or longpoll) + 5
+                max_id = int(reg.get("max_message_id", 0))
+                pushed = self._catch_up(api, pushed, max_id)
+                self.inbox.put(_Inbound("ready", pushed))
+            try:
+                result = api.call(
+                    "GET",
+                    "events",
+                    {"queue_id": queue_id, "last_event_id": last_event_id},
+                    retry=True,
+                    timeout=longpoll,
+                )
+            except ApiError as exc:
+                if self.inbound_stop.stopped:
+                    return  # the queue was deregistered at shutdown
+                if exc.code == "BAD_EVENT_QUEUE_ID" or "event queue" in exc.msg.lower():
+                    log.info("Zulip forgot the event queue; registering a new one")
+                else:
+                    delay = backoff.next_delay()
+                    log.warning("polling for events failed (%s); retrying in %.1f s", exc, delay)
+                    self.inbound_stop.sleep(delay)
+                queue_id = None
+                continue
+            backoff.reset()
+            for event in result.get("events", []):
+                last_event_id = max(last_event_id, int(event.get("id", last_event_id)))
+                kind = event.get("type")
+                if kind == "message":
+                    raw = event["message"]
+                    pushed = max(pushed or 0, int(raw["id"]))
+                    self.inbox.put(_Inbound("message", raw))
+                elif kind == "update_message":
+                    self.inbox.put(_Inbound("edit", event))
+                elif kind == "delete_message":
+                    ids = event.get("message_ids") or [event.get("message_id")]
+                    self.inbox.put(_Inbound("delete", [int(i) for i in ids if i is not None]))
+
+    def _register(self, api: Api) -> dict[str, Any]:
+        reg = api.call(
+            "POST",
+            "register",
+            {
+                "event_types": EVENT_TYPES,
+                "apply_markdown": False,
+                "client_gravatar": True,
+                "fetch_event_types": ["realm"],
+                "client_capabilities": {
+                    "notification_settings_null": True,
+                    "bulk_message_deletion": True,
+                    "user_avatar_url_field_optional": True,
+                },
+            },
+            retry=True,
+        )
+        box = self.outbox
+        box.max_message_length = int(reg.get("max_message_length") or box.max_message_length)
+        box.max_topic_length = int(reg.get("max_topic_length") or box.max_topic_length)
+        box.latest_id = max(box.latest_id, int(reg.get("max_message_id", 0)))
+        log.info("event queue registered")
+        return reg
+
+    def _catch_up(self, api: Api, anchor: int | None, max_id: int) -> int:
+        """Queue the messages after ``anchor`` up to ``max_id`` (oldest first), within the window.
+
+        Fetched newest first, page by page, so the work is bounded by the window
+        however old the anchor is. Returns the newest id queued.
+        """
+        max_id = max(max_id, 0)
+        if anchor is None:
+            log.info("first start on this Zulip account: nothing to catch up on")
+            return max_id
+        if max_id <= anchor:
+            return anchor
+        cutoff = time.time() - self.tuning.catchup_window.total_seconds()
+        found: list[dict[str, Any]] = []
+        top: int | str = max_id
+        include = True
+        too_old = 0
+        while True:
+            page = api.call(
+                "GET",
+                "messages",
+                {
+                    "anchor": top,
+                    "include_anchor": include,
+                    "num_before": min(self.tuning.page_size, FETCH_CAP),
+                    "num_after": 0,
+                    "narrow": [],
+                    "apply_markdown": False,
+                    "client_gravatar": True,
+                },
+                retry=True,
+            )
+            messages = sorted(page.get("messages", []), key=lambda m: int(m["id"]), reverse=True)
+            done = bool(page.get("found_oldest")) or not messages
+            for raw in messages:
+                if int(raw["id"]) <= anchor:
+                    done = True
+                    break
+                if float(raw.get("timestamp", 0)) < cutoff:
+                    too_old += 1
+                    done = True
+                    continue
+                found.append(raw)
+            if done:
+                break
+            top, include = int(messages[-1]["id"]), False
+        if too_old:
+            log.warning(
+                "messages older than the catch-up window (%s) were not looked at",
+                self.tuning.catchup_window,
+            )
+        found.sort(key=lambda m: int(m["id"]))
+        for raw in found:
+            self.inbox.put(_Inbound("message", raw))
+        if found:
+            log.info("catching up on %d message(s) posted while the bot was away", len(found))
+        return max(anchor, max_id)
+
+    # ------------------------------------------------------------------ the main thread
+
+    def _handle_inbound(self, item: _Inbound) -> None:
+        try:
+            if item.kind == "message":
+                self._on_message(item.data)
+            elif item.kind == "edit":
+                self._on_edit(item.data)
+            elif item.kind == "delete":
+                self.handler.dispatch_delete(list(item.data))
+        except Stopped:
+            pass
+        except Exception:
+            log.exception("handling a Zulip %s event failed", item.kind)
+
+    def _on_message(self, raw: dict[str, Any]) -> None:
+        message_id = int(raw["id"])
+        self.outbox.latest_id = max(self.outbox.latest_id, message_id)
+        if message_id in self._seen:
+            return
+        self._seen[message_id] = None
+        while len(self._seen) > 10_000:
+            self._seen.popitem(last=False)
+        try:
+            message = self._message(raw)
+            if message is not None:
+                text = command_text(message, self.bot_id, self.bot_name)
+                if text is not None:
+                    # A message handled before (caught up again after a restart, or by
+                    # another instance) is recognised in the command's own transaction.
+                    self.handler.dispatch(message, text, self.chat)
+        except Exception:
+            self._failed.add(message_id)  # the anchor stays before it: a restart retries it
+            raise
+        finally:
+            self._handled_max = max(self._handled_max, message_id)
+            self._save_anchor()
+
+    def _on_edit(self, event: dict[str, Any]) -> None:
+        if event.get("rendering_only") or "content" not in event:
+            return  # a link preview, or a move to another topic
+        if event.get("user_id") == self.bot_id or event.get("message_id") is None:
+            return
+        assert self._api is not None  # noqa: S101
+        message_id = int(event["message_id"])
+        try:
+            got = self._api.call(
+                "GET", f"messages/{message_id}", {"apply_markdown": False}, retry=True
+            )
+        except ApiError as exc:
+            log.info("edited message %s is gone (%s)", message_id, exc)
+            return
+        raw = got.get("message") or {}
+        if "raw_content" in got and raw:
+            raw = {**raw, "content": got["raw_content"]}
+        if not raw:
+            return
+        message = self._message(raw)
+        if message is None:
+            return
+        text = command_text(message, self.bot_id, self.bot_name)
+        if self._processed(message_id):
+            if text is None:
+                text = strip_mention(message.content, self.bot_name, self.bot_id)[1]
+            self.handler.dispatch_edit(message, text, self.chat)
+        elif text is not None:
+            age = time.time() - float(raw.get("timestamp", time.time()))
+            if age <= self.tuning.catchup_window.total_seconds():
+                # Not a command before (no mention, say): it is one now.
+                self.handler.dispatch(message, text, self.chat)
+
+    def _message(self, raw: dict[str, Any]) -> Message | None:
+        """The Message of a Zulip message dict; None for the bot's own and other bots'."""
+        sender_id = int(raw.get("sender_id", 0))
+        if sender_id == self.bot_id:
+            return None
+        is_bot = self._is_bot(sender_id)
+        message = Message.from_zulip({**raw, "sender_is_bot": is_bot})
+        return None if message.sender_is_bot else message
+
+    def _is_bot(self, user_id: int) -> bool:
+        user = self._users.get(user_id)
+        if user is None and self._api is not None:
+            try:
+                user = self._api.call("GET", f"users/{user_id}", retry=True).get("user") or {}
+            except ApiError as exc:
+                log.info("cannot look up user %s (%s)", user_id, exc)
+                user = {}
+            self._users[user_id] = user
+        return bool(user and user.get("is_bot"))
+
+    def _processed(self, message_id: int) -> bool:
+        with self.app.unit_of_work() as session:
+            return session.get(ProcessedMessage, message_id) is not None
+
+    # ------------------------------------------------------------------ the anchor
+
+    def _stored_anchor(self) -> int | None:
+        with self.app.unit_of_work() as session:
+            row = session.get(ZulipCursor, self.account)
+            return int(row.last_message_id) if row is not None else None
+
+    def _save_anchor(self, *, force: bool = False) -> None:
+        anchor = self._handled_max
+        if self._failed:
+            anchor = min(anchor, min(self._failed) - 1)
+        if anchor <= self._anchor_saved:
+            return
+        now = time.monotonic()
+        if not force and now - self._anchor_saved_at < self.tuning.anchor_every:
+            return
+        try:
+            with self.app.unit_of_work() as session:
+                row = session.get(ZulipCursor, self.account)
+                if row is None:
+                    row = ZulipCursor(account=self.account, last_message_id=anchor)
+                    session.add(row)
+                row.last_message_id = max(row.last_message_id, anchor)
+                row.updated_at = self.app.clock.now()
+            self._anchor_saved, self._anchor_saved_at = anchor, now
+        except Exception:
+            log.exception("could not store how far the bot has read")
+
+    # ------------------------------------------------------------------ outgoing
+
+
+# ====================================================================== entry point
+
+
+def run(
+    app: App,
+    *,
+    on_ready: Callable[[Chat], Callable[[], None]] | None = None,
+    tuning: Tuning | None = None,
+    install_signal_handlers: bool = True,
+    heartbeat: Callable[[], object] | None = None,
+) -> int:
+    """Run the bot until SIGTERM/SIGINT; the exit status (0 when stopped by a signal).
+
+    ``on_ready`` is called once, after the first registration and catch-up, with
+    the transport's Chat; it returns a function called at shutdown.
+    """
+    bot = ZulipBot(app, tuning=tuning, heartbeat=heartbeat)
+    previous: dict[signal.Signals, Any] = {}
+    if install_signal_handlers:
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: finishing the command in hand, then stopping", signum)
+            bot.stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        return bot.run(on_ready)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class DirectChat:
+    """A :class:`~cafebot.chat.Chat` for one-off commands (``cafebot publish``): plain API
+    calls on the bot's account, without an event queue."""
+
+    notes_flavour = "zulip"
+
+    def __init__(self, settings: ZulipSettings) -> None:
+        self._client = make_client(settings)
+        self._secret = settings.key or ""
+        self.max_message_length = 10_000
+
+    def _call(self, method: str, endpoint: str, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = self._client.call_endpoint(
+                url=endpoint, method=method, request=request
+            )
+        except NETWORK_ERRORS as exc:
+            raise SendFailed(f"Zulip could not be reached: {type(exc).__name__}") from exc
+        return result
+
+    def connect(self) -> None:
+        """Read the server's limits; a refused account fails here, clearly."""
+        result = self._call("POST", "register", {"event_types": '["message"]'})
+        if result.get("result") != "success":
+            raise SendFailed(f"Zulip refused the bot's account: {result.get('msg', '')}")
+        self.max_message_length = int(result.get("max_message_length", 10_000))
+        queue_id = result.get("queue_id")
+        if queue_id:
+            self._call("DELETE", "events", {"queue_id": queue_id})
+
+    def send(self, stream: str, topic: str, text: str) -> int | None:
+        result = self._call(
+            "POST",
+            "messages",
+            {"type": "stream", "to": stream, "topic": topic[:60], "content": text},
+        )
+        if result.get("result") != "success":
+            raise SendFailed(f"Zulip refused the post: {result.get('msg', '')}")
+        return int(result["id"])
+
+    def edit(self, message_id: int, text: str) -> None:
+        result = self._call("PATCH", f"messages/{message_id}", {"content": text})
+        if result.get("result") != "success":
+            raise EditNotAllowed(f"Zulip refused to edit message {message_id}: {result.get('msg')}")
+
+    def reply(self, message: Message, text: str) -> None:
+        raise SendFailed("a one-off command has no conversation to reply in")
+
+    def react(self, message: Message, emoji: str) -> None:
+        raise SendFailed("a one-off command has no conversation to react in")
+
+
+def check_zulip(settings: Settings) -> list[tuple[str, str]]:
+    """What ``cafebot check`` finds on Zulip: (``"error"``, ``"warning"`` or ``"ok"``, text).
+
+    Reaches the server with the bot's credentials, and checks each series' stream
+    (a stream the bot is not subscribed to yet is only a warning: ``cafebot run``
+    subscribes) and that each organiser listed by email resolves to a user.
+    """
+    try:
+        return _check_zulip(settings)
+    except NETWORK_ERRORS as exc:
+        where = settings.zulip.site or "the zuliprc's site"
+        return [("error", f"Zulip at {where} could not be reached ({type(exc).__name__})")]
+
+
+def _check_zulip(settings: Settings) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    client = make_client(settings.zulip)
+    me = client.call_endpoint(url="users/me", method="GET")
+    if me.get("result") != "success":
+        return [
+            (
+                "error",
+                f"Zulip refused the bot's credentials ({me.get('msg', 'no reason given')}): "
+                "check email and key (or zuliprc)",
+            )
+        ]
+    found.append(
+        ("ok", f"Zulip answers; the bot is {me.get('full_name')} (user {me.get('user_id')})")
+    )
+    subscribed = {
+        s.get("name", "").lower()
+        for s in client.call_endpoint(url="users/me/subscriptions", method="GET").get(
+            "subscriptions", []
+        )
+    }
+    for series in settings.series:
+        if not series.stream:
+            found.append(("warning", f"series {series.key}: no stream; it can only be used in DMs"))
+            continue
+        result = client.call_endpoint(
+            url="get_stream_id", method="GET", request={"stream": series.stream}
+        )
+        if result.get("result") != "success":
+            found.append(
+                (
+                    "error",
+                    f"series {series.key}: stream '{series.stream}' does not exist for the bot",
+                )
+            )
+        elif series.stream.lower() not in subscribed:
+            found.append(
+                (
+                    "warning",
+                    f"series {series.key}: the bot is not subscribed to '{series.stream}' yet "
+                    "(cafebot run subscribes it)",
+                )
+            )
+        else:
+            found.append(("ok", f"series {series.key}: stream '{series.stream}'"))
+        for email in sorted(series.organizer_emails):
+            user = client.call_endpoint(url=f"users/{email}", method="GET")
+            if user.get("result") != "success":
+                found.append(
+                    (
+                        "warning",
+                        f"series {series.key}: organiser {email} could not be resolved to a "
+                        "Zulip user (list them by user id if the organisation hides emails)",
+                    )
+                )
+    return found

@@ -1,0 +1,1129 @@
+"""A fake Zulip server on 127.0.0.1 for the tests: the real API's JSON shapes, and faults.
+
+It speaks the endpoints cafebot uses, as documented at zulip.com/api:
+``server_settings``, ``users/me``, ``users``, ``users/{id}``, ``register``,
+``events`` (long-poll with heartbeats, queue expiry, ``BAD_EVENT_QUEUE_ID``;
+DELETE deregisters), ``messages`` (send; get with anchor, num_before/num_after,
+include_anchor, narrow and apply_markdown; the 5,000 cap), ``messages/{id}``
+(get, update within the edit time limit, delete), reactions,
+``users/me/subscriptions`` and ``get_stream_id``. Every API response carries
+``X-RateLimit-*`` headers from a configurable window; too many requests get a
+429 with a float ``retry-after``. Content over ``max_message_length`` is
+truncated as Zulip does, and topics over ``max_topic_length``.
+
+Faults are injected per request (:meth:`FakeZulip.fault`): a status (5xx, or a
+non-JSON 502 page), a dropped connection before the request is processed, a
+dropped connection *after* it was processed (a lost response), a slow response,
+a 429; and an outage window during which every connection is cut.
+
+Test code acts as the users: :meth:`post`, :meth:`dm`, :meth:`edit` and
+:meth:`delete` change the state and deliver events, as Zulip would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import itertools
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ZULIP_VERSION = "8.0"
+FEATURE_LEVEL = 185
+FETCH_CAP = 5000
+
+
+@dataclass
+class User:
+    id: int
+    full_name: str
+    email: str  # the real address (delivery_email)
+    api_key: str
+    is_bot: bool = False
+    is_admin: bool = False
+
+
+@dataclass
+class Stream:
+    id: int
+    name: str
+    private: bool = False
+    subscribers: set[int] = field(default_factory=set)
+
+
+@dataclass
+class StoredMessage:
+    id: int
+    sender_id: int
+    content: str
+    timestamp: float
+    stream: str | None = None
+    topic: str = ""
+    recipients: frozenset[int] = frozenset()  # a direct message's participants
+    receivers: frozenset[int] = frozenset()  # who received it (UserMessage rows)
+    reactions: list[tuple[int, str]] = field(default_factory=list)
+    last_edit_timestamp: float | None = None
+
+
+@dataclass
+class EventQueue:
+    id: str
+    user_id: int
+    event_types: frozenset[str] | None
+    capabilities: dict[str, Any]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    next_id: int = 0
+    last_poll: float = field(default_factory=time.time)
+
+
+@dataclass
+class Fault:
+    kind: str  # "status", "drop", "drop_after", "slow", "limit", "bad_queue"
+    method: str | None
+    path: str  # a prefix of the API path, like "messages" or "events"
+    times: int
+    status: int = 500
+    delay: float = 0.0
+    retry_after: float = 1.0
+
+
+@dataclass
+class Request:
+    at: float
+    method: str
+    path: str
+    status: int | str  # an HTTP status, or "dropped", "outage"
+    user_id: int | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    fake: FakeZulip
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        # http.server writes a response in pieces: without this, Nagle's algorithm and
+        # delayed ACKs add ~40 ms stalls to every keep-alive request.
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.fake._track(conn)
+        return conn, addr
+
+
+class FakeZulip:
+    """The fake server. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+
+    def __init__(
+        self,
+        *,
+        realm_name: str = "Cafe Community",
+        hide_emails: bool = False,
+        heartbeat: float = 1.0,
+        queue_timeout: float = 600.0,
+        max_message_length: int = 10_000,
+        max_topic_length: int = 60,
+        edit_limit: float = 600.0,
+        rate_limit: tuple[int, float] = (200, 60.0),
+    ) -> None:
+        self.realm_name = realm_name
+        self.hide_emails = hide_emails
+        self.heartbeat = heartbeat
+        self.queue_timeout = queue_timeout
+        self.max_message_length = max_message_length
+        self.max_topic_length = max_topic_length
+        self.edit_limit = edit_limit
+        self.rate_limit, self.rate_window = rate_limit
+        self.refuse_subscriptions = False
+        self.lock = threading.Condition()
+        self.users: dict[int, User] = {}
+        self.streams: dict[str, Stream] = {}
+        self.messages: dict[int, StoredMessage] = {}
+        self.queues: dict[str, EventQueue] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[Request] = []
+        # When a message was first handed to an event queue in a response (bench/: latency).
+        self.delivered: dict[int, float] = {}
+        self.outage_until = 0.0
+        self._ids = itertools.count(1000)
+        self._user_ids = itertools.count(10)
+        self._stream_ids = itertools.count(1)
+        self._rate: dict[int, deque[float]] = {}
+        self._conns: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ running
+
+    def start(self) -> FakeZulip:
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        self._cut_all()
+        with self.lock:
+            self.lock.notify_all()
+
+    def __enter__(self) -> FakeZulip:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _track(self, conn: socket.socket) -> None:
+        with self.lock:
+            self._conns.add(conn)
+
+    def _untrack(self, conn: socket.socket) -> None:
+        with self.lock:
+            self._conns.discard(conn)
+
+    def _cut_all(self) -> None:
+        with self.lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    # ------------------------------------------------------------ the organisation
+
+    def add_user(
+        self, full_name: str, email: str, *, is_bot: bool = False, is_admin: bool = False
+    ) -> User:
+        with self.lock:
+            user = User(next(self._user_ids), full_name, email, uuid.uuid4().hex, is_bot, is_admin)
+            self.users[user.id] = user
+            return user
+
+    def add_stream(
+        self, name: str, *, private: bool = False, subscribers: Iterable[User] = ()
+    ) -> Stream:
+        with self.lock:
+            stream = Stream(next(self._stream_ids), name, private, {u.id for u in subscribers})
+            self.streams[name.lower()] = stream
+            return stream
+
+    def subscribe(self, user: User, name: str) -> None:
+        with self.lock:
+            self.streams[name.lower()].subscribers.add(user.id)
+
+    def shown_email(self, user: User) -> str:
+        return f"user{user.id}@zulip.example.org" if self.hide_emails else user.email
+
+    # ------------------------------------------------------------ acting as users
+
+    def post(self, user: User, stream: str, topic: str, content: str) -> int:
+        """``user`` posts in a stream (through the same code as the API)."""
+        with self.lock:
+            return self._send(user, stream, topic, content, None)
+
+    def dm(self, user: User, to: Iterable[User], content: str) -> int:
+        with self.lock:
+            return self._send(user, None, "", content, {u.id for u in to} | {user.id})
+
+    def edit(self, message_id: int, content: str) -> None:
+        """The sender edits a message's content (no time limit for the test's users)."""
+        with self.lock:
+            self._edit(self.messages[message_id], content, self.messages[message_id].sender_id)
+
+    def delete(self, message_id: int) -> None:
+        with self.lock:
+            self._delete(self.messages[message_id])
+
+    def age(self, message_id: int, seconds: float) -> None:
+        """Make a message ``seconds`` older (the edit time limit, the catch-up window)."""
+        with self.lock:
+            self.messages[message_id].timestamp -= seconds
+
+    # ------------------------------------------------------------ looking
+
+    def sent_by(self, user: User) -> list[StoredMessage]:
+        with self.lock:
+            return sorted(
+                (m for m in self.messages.values() if m.sender_id == user.id), key=lambda m: m.id
+            )
+
+    def reactions(self, message_id: int) -> list[tuple[int, str]]:
+        with self.lock:
+            message = self.messages.get(message_id)
+            return list(message.reactions) if message else []
+
+    def requests_to(self, path: str, method: str | None = None) -> list[Request]:
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if r.path.startswith(path) and (method is None or r.method == method)
+            ]
+
+    def wait_for(self, check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+        """Poll ``check`` until it returns something truthy (a test helper)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what or check}")
+            time.sleep(0.02)
+
+    # ------------------------------------------------------------ faults
+
+    def fault(
+        self,
+        kind: str,
+        path: str,
+        *,
+        method: str | None = None,
+        times: int = 1,
+        status: int = 500,
+        delay: float = 0.0,
+        retry_after: float = 1.0,
+    ) -> None:
+        """The next ``times`` requests to ``path`` (a prefix, e.g. "messages") fail so:
+
+        - ``status``: answer with ``status`` (502 answers an HTML page, as a proxy does);
+        - ``drop``: cut the connection before the request is processed;
+        - ``drop_after``: process the request, then cut the connection (a lost response);
+        - ``slow``: wait ``delay`` seconds, then answer normally;
+        - ``limit``: answer 429 with ``retry_after`` (a float, as Zulip sends it);
+        - ``bad_queue``: an events request finds its queue gone (BAD_EVENT_QUEUE_ID).
+        """
+        with self.lock:
+            self.faults.append(Fault(kind, method, path, times, status, delay, retry_after))
+
+    def outage(self, seconds: float) -> None:
+        """For ``seconds``, every connection is cut at once (and open ones now)."""
+        with self.lock:
+            self.outage_until = time.time() + seconds
+        self._cut_all()
+
+    def expire_queues(self) -> None:
+        """Zulip forgets every event queue (a server restart, or the queues timed out)."""
+        with self.lock:
+            self.queues.clear()
+            self.lock.notify_all()
+
+    def set_rate_limit(self, limit: int, window: float) -> None:
+        with self.lock:
+            self.rate_limit, self.rate_window = limit, window
+            self._rate.clear()
+
+    # ------------------------------------------------------------ internals (hold the lock)
+
+    def _receivers(self, stream: str | None, recipients: set[int] | None) -> frozenset[int]:
+        if stream is not None:
+            return frozenset(self.streams[stream.lower()].subscribers)
+        return frozenset(recipients or ())
+
+    def _send(
+        self,
+        sender: User,
+        stream: str | None,
+        topic: str,
+        content: str,
+        recipients: set[int] | None,
+    ) -> int:
+        marker = "\n[message truncated]"
+        if len(content) > self.max_message_length:
+            content = content[: self.max_message_length - len(marker)] + marker
+        if len(topic) > self.max_topic_length:
+            topic = topic[: self.max_topic_length - 3] + "..."
+        name = self.streams[stream.lower()].name if stream is not None else None
+        receivers = self._receivers(stream, recipients) | {sender.id}
+        message = StoredMessage(
+            id=next(self._ids),
+            sender_id=sender.id,
+            content=content.rstrip(),
+            timestamp=time.time(),
+            stream=name,
+            topic=topic,
+            recipients=frozenset(recipients or ()),
+            receivers=receivers,
+        )
+        self.messages[message.id] = message
+        for queue in list(self.queues.values()):
+            if queue.user_id in receivers and self._wants(queue, "message"):
+                self._push(
+                    queue,
+                    {
+                        "type": "message",
+                        "message": self._shape(message, queue.user_id, raw=True),
+                        "flags": self._flags(message, queue.user_id),
+                    },
+                )
+        self.lock.notify_all()
+        return message.id
+
+    def _edit(self, message: StoredMessage, content: str, editor: int) -> None:
+        original = message.content
+        message.content = content.rstrip()
+        message.last_edit_timestamp = time.time()
+        for queue in list(self.queues.values()):
+            if queue.user_id in message.receivers and self._wants(queue, "update_message"):
+                event: dict[str, Any] = {
+                    "type": "update_message",
+                    "user_id": editor,
+                    "edit_timestamp": int(message.last_edit_timestamp),
+                    "message_id": message.id,
+                    "message_ids": [message.id],
+                    "flags": self._flags(message, queue.user_id),
+                    "rendering_only": False,
+                    "orig_content": original,
+                    "orig_rendered_content": _render(original),
+                    "content": message.content,
+                    "rendered_content": _render(message.content),
+                    "is_me_message": False,
+                }
+                if message.stream is not None:
+                    event["stream_name"] = message.stream
+                    event["stream_id"] = self.streams[message.stream.lower()].id
+                self._push(queue, event)
+        self.lock.notify_all()
+
+    def _delete(self, message: StoredMessage) -> None:
+        del self.messages[message.id]
+        for queue in list(self.queues.values()):
+            if queue.user_id in message.receivers and self._wants(queue, "delete_message"):
+                event: dict[str, Any] = {
+                    "type": "delete_message",
+                    "message_type": "stream" if message.stream is not None else "private",
+                }
+                if queue.capabilities.get("bulk_message_deletion"):
+                    event["message_ids"] = [message.id]
+                else:
+                    event["message_id"] = message.id
+                if message.stream is not None:
+                    event["stream_id"] = self.streams[message.stream.lower()].id
+                    event["topic"] = message.topic
+                self._push(queue, event)
+        self.lock.notify_all()
+
+    def _wants(self, queue: EventQueue, kind: str) -> bool:
+        return queue.event_types is None or kind in queue.event_types
+
+    def _push(self, queue: EventQueue, event: dict[str, Any]) -> None:
+        event["id"] = queue.next_id
+        queue.next_id += 1
+        queue.events.append(event)
+
+    def _flags(self, message: StoredMessage, viewer: int) -> list[str]:
+        flags = []
+        if message.sender_id == viewer:
+            flags.append("read")
+        user = self.users[viewer]
+        if f"@**{user.full_name}**" in message.content or f"|{user.id}**" in message.content:
+            flags.append("mentioned")
+        return flags
+
+    def _user_dict(self, user: User) -> dict[str, Any]:
+        return {
+            "user_id": user.id,
+            "email": self.shown_email(user),
+            "delivery_email": None if self.hide_emails else user.email,
+            "full_name": user.full_name,
+            "is_bot": user.is_bot,
+            "bot_type": 1 if user.is_bot else None,
+            "is_active": True,
+            "is_admin": user.is_admin,
+            "is_owner": False,
+            "is_guest": False,
+            "role": 200 if user.is_admin else 400,
+            "timezone": "",
+            "date_joined": "2024-01-01T00:00:00+00:00",
+            "avatar_version": 1,
+        }
+
+    def _shape(self, message: StoredMessage, viewer: int, *, raw: bool) -> dict[str, Any]:
+        """A message object as the API gives it to ``viewer``."""
+        sender = self.users[message.sender_id]
+        shaped: dict[str, Any] = {
+            "id": message.id,
+            "sender_id": sender.id,
+            "sender_full_name": sender.full_name,
+            "sender_email": self.shown_email(sender),
+            "sender_realm_str": "cafe",
+            "avatar_url": None,
+            "client": "website",
+            "content": message.content if raw else _render(message.content),
+            "content_type": "text/x-markdown" if raw else "text/html",
+            "timestamp": int(message.timestamp),
+            "is_me_message": False,
+            "reactions": [
+                {
+                    "emoji_name": emoji,
+                    "emoji_code": "2714",
+                    "reaction_type": "unicode_emoji",
+                    "user_id": user_id,
+                }
+                for user_id, emoji in message.reactions
+            ],
+            "submessages": [],
+            "topic_links": [],
+        }
+        if message.last_edit_timestamp is not None:
+            shaped["last_edit_timestamp"] = int(message.last_edit_timestamp)
+        if message.stream is not None:
+            stream = self.streams[message.stream.lower()]
+            shaped.update(
+                type="stream",
+                display_recipient=stream.name,
+                stream_id=stream.id,
+                subject=message.topic,
+                recipient_id=1000 + stream.id,
+            )
+        else:
+            shaped.update(
+                type="private",
+                display_recipient=[
+                    {
+                        "id": uid,
+                        "email": self.shown_email(self.users[uid]),
+                        "full_name": self.users[uid].full_name,
+                        "is_mirror_dummy": False,
+                    }
+                    for uid in sorted(message.recipients)
+                ],
+                subject="",
+                recipient_id=5000 + min(message.recipients),
+            )
+        return shaped
+
+
+def _render(content: str) -> str:
+    return "".join(f"<p>{html.escape(p)}</p>" for p in content.split("\n\n"))
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, msg: str, code: str = "BAD_REQUEST", **extra: Any) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.body = {"result": "error", "msg": msg, "code": code, **extra}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    # ------------------------------------------------------------ plumbing
+
+    def _serve(self, method: str) -> None:
+        fake = self.server.fake
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        params.update({k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()})
+        path = url.path.removeprefix("/api/v1/").removeprefix("/json/").strip("/")
+        record = Request(time.time(), method, path, 0, params=params)
+        with fake.lock:
+            fake.requests.append(record)
+        try:
+            cut = self._respond(method, path, params, record)
+        except (BrokenPipeError, ConnectionResetError):
+            cut = True
+        if cut:  # close the connection without an answer
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _respond(self, method: str, path: str, params: dict[str, str], record: Request) -> bool:
+        """Answer the request, or return True to cut the connection instead."""
+        fake = self.server.fake
+        if time.time() < fake.outage_until:
+            record.status = "outage"
+            return True
+        fault = self._take_fault(method, path)
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
+        if fault is not None and fault.kind == "drop":
+            record.status = "dropped"
+            return True
+        if fault is not None and fault.kind == "status":
+            record.status = fault.status
+            if fault.status == 502:
+                self._send(502, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+            else:
+                self._json(fault.status, {"result": "error", "msg": "Internal server error"})
+            return False
+        status, answer, headers = self._answer(method, path, params, record, fault)
+        record.status = status
+        if fault is not None and fault.kind == "drop_after":
+            record.status = "dropped"
+            return True
+        self._json(status, answer, headers)
+        return False
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._untrack(self.connection)
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        fake = self.server.fake
+        with fake.lock:
+            for fault in fake.faults:
+                wanted = fault.method is None or fault.method == method
+                if fault.times > 0 and path.startswith(fault.path) and wanted:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        fake.faults.remove(fault)
+                    return fault
+        return None
+
+    def _send(
+        self, status: int, payload: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
+        lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
+        lines += [f"Content-Type: {ctype}", f"Content-Length: {len(payload)}"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+        self.wfile.flush()
+
+    def _json(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json", headers)
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        record: Request,
+        fault: Fault | None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        fake = self.server.fake
+        if path == "server_settings":
+            return (
+                200,
+                _ok(
+                    zulip_version=ZULIP_VERSION,
+                    zulip_feature_level=FEATURE_LEVEL,
+                    realm_uri=fake.url,
+                    realm_name=fake.realm_name,
+                    push_notifications_enabled=False,
+                    authentication_methods={"password": True},
+                ),
+                {},
+            )
+        user = self._authenticate()
+        if user is None:
+            return 401, {"result": "error", "msg": "Invalid API key", "code": "INVALID_API_KEY"}, {}
+        record.user_id = user.id
+        headers, retry_after = self._rate(user)
+        if fault is not None and fault.kind == "limit":
+            retry_after = fault.retry_after
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(retry_after)))
+            body = {
+                "result": "error",
+                "msg": "API usage exceeded rate limit",
+                "code": "RATE_LIMIT_HIT",
+                "retry-after": retry_after,
+            }
+            return 429, body, headers
+        if fault is not None and fault.kind == "bad_queue" and path == "events":
+            queue_id = params.get("queue_id", "")
+            with fake.lock:
+                fake.queues.pop(queue_id, None)
+            body = {
+                "result": "error",
+                "msg": f"Bad event queue ID: {queue_id}",
+                "code": "BAD_EVENT_QUEUE_ID",
+                "queue_id": queue_id,
+            }
+            return 400, body, headers
+        try:
+            return 200, _Api(fake, user, params).route(method, path), headers
+        except _ApiError as exc:
+            return exc.status, exc.body, headers
+
+    def _authenticate(self) -> User | None:
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Basic "):
+            return None
+        try:
+            email, _, key = base64.b64decode(auth[6:]).decode().partition(":")
+        except ValueError:
+            return None
+        fake = self.server.fake
+        with fake.lock:
+            for user in fake.users.values():
+                if user.email == email and user.api_key == key:
+                    return user
+        return None
+
+    def _rate(self, user: User) -> tuple[dict[str, str], float | None]:
+        fake = self.server.fake
+        now = time.time()
+        with fake.lock:
+            times = fake._rate.setdefault(user.id, deque())
+            while times and times[0] <= now - fake.rate_window:
+                times.popleft()
+            retry_after = None
+            if len(times) >= fake.rate_limit:
+                retry_after = times[0] + fake.rate_window - now
+            else:
+                times.append(now)
+            remaining = max(0, fake.rate_limit - len(times))
+            reset = (times[-1] if times else now) + fake.rate_window
+        headers = {
+            "X-RateLimit-Limit": str(fake.rate_limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": f"{reset:.3f}",
+        }
+        return headers, retry_after
+
+
+def _ok(**fields: Any) -> dict[str, Any]:
+    return {"result": "success", "msg": "", **fields}
+
+
+def _loads(value: str | None, default: Any = None) -> Any:
+    if value is None:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    return value.lower() in ("true", "1")
+
+
+class _Api:
+    """The endpoints, for one authenticated user."""
+
+    def __init__(self, fake: FakeZulip, user: User, params: dict[str, str]) -> None:
+        self.fake = fake
+        self.user = user
+        self.params = params
+
+    def route(self, method: str, path: str) -> dict[str, Any]:
+        parts = path.split("/")
+        if path == "users/me" and method == "GET":
+            return _ok(**self.fake._user_dict(self.user))
+        if path == "users" and method == "GET":
+            with self.fake.lock:
+                return _ok(members=[self.fake._user_dict(u) for u in self.fake.users.values()])
+        if parts[0] == "users" and len(parts) == 2 and parts[1].isdigit():
+            with self.fake.lock:
+                found = self.fake.users.get(int(parts[1]))
+                if found is None:
+                    raise _ApiError(400, "No such user", "BAD_REQUEST")
+                return _ok(user=self.fake._user_dict(found))
+        if path == "users/me/subscriptions":
+            return self.subscriptions(method)
+        if path == "get_stream_id":
+            with self.fake.lock:
+                stream = self.fake.streams.get(self.params.get("stream", "").lower())
+                if stream is None or (stream.private and self.user.id not in stream.subscribers):
+                    raise _ApiError(400, f"Invalid channel name '{self.params.get('stream')}'")
+                return _ok(stream_id=stream.id)
+        if path == "register" and method == "POST":
+            return self.register()
+        if path == "events":
+            return self.events(method)
+        if path == "messages" and method == "POST":
+            return self.send()
+        if path == "messages" and method == "GET":
+            return self.get_messages()
+        if parts[0] == "messages" and len(parts) >= 2 and parts[1].isdigit():
+            message_id = int(parts[1])
+            if len(parts) == 3 and parts[2] == "reactions":
+                return self.react(method, message_id)
+            return self.message(method, message_id)
+        raise _ApiError(404, f"Unknown endpoint {method} {path}", "BAD_REQUEST")
+
+    # ------------------------------------------------------------ endpoints
+
+    def subscriptions(self, method: str) -> dict[str, Any]:
+        fake = self.fake
+        with fake.lock:
+            if method == "GET":
+                return _ok(
+                    subscriptions=[
+                        {"name": s.name, "stream_id": s.id, "invite_only": s.private}
+                        for s in fake.streams.values()
+                        if self.user.id in s.subscribers
+                    ]
+                )
+            if fake.refuse_subscriptions:
+                raise _ApiError(400, "Insufficient permission", "BAD_REQUEST")
+            wanted = [s["name"] for s in _loads(self.params.get("subscriptions"), [])]
+            fatal = _bool(self.params.get("authorization_errors_fatal"), True)
+            subscribed, already, unauthorized = [], [], []
+            for name in wanted:
+                stream = fake.streams.get(name.lower())
+                if stream is None:
+                    stream = Stream(next(fake._stream_ids), name)
+                    fake.streams[name.lower()] = stream
+                if stream.private and self.user.id not in stream.subscribers:
+                    if fatal:
+                        raise _ApiError(400, f"Unable to access channel ({name}).")
+                    unauthorized.append(name)
+                elif self.user.id in stream.subscribers:
+                    already.append(name)
+                else:
+                    stream.subscribers.add(self.user.id)
+                    subscribed.append(name)
+            email = fake.shown_email(self.user)
+            answer = _ok(
+                subscribed={email: subscribed} if subscribed else {},
+                already_subscribed={email: already} if already else {},
+            )
+            if unauthorized:
+                answer["unauthorized"] = unauthorized
+            return answer
+
+    def register(self) -> dict[str, Any]:
+        fake = self.fake
+        capabilities = _loads(self.params.get("client_capabilities"), None)
+        if capabilities is not None and not capabilities.get("notification_settings_null"):
+            raise _ApiError(
+                400, "Invalid client_capabilities: notification_settings_null is required"
+            )
+        types = _loads(self.params.get("event_types"), None)
+        fetch = _loads(self.params.get("fetch_event_types"), None)
+        with fake.lock:
+            queue = EventQueue(
+                id=f"{int(time.time())}:{uuid.uuid4().hex[:8]}",
+                user_id=self.user.id,
+                event_types=frozenset(types) if types is not None else None,
+                capabilities=capabilities or {},
+            )
+            fake.queues[queue.id] = queue
+            answer = _ok(
+                queue_id=queue.id,
+                last_event_id=-1,
+                max_message_id=max(
+                    (m.id for m in fake.messages.values() if self.user.id in m.receivers),
+                    default=-1,
+                ),
+                zulip_version=ZULIP_VERSION,
+                zulip_feature_level=FEATURE_LEVEL,
+                zulip_merge_base=ZULIP_VERSION,
+                event_queue_longpoll_timeout_seconds=fake.heartbeat * 2,
+            )
+            wanted = fetch if fetch is not None else types
+            if wanted is None or "realm" in wanted:
+                answer.update(
+                    realm_name=fake.realm_name,
+                    max_message_length=fake.max_message_length,
+                    max_topic_length=fake.max_topic_length,
+                    max_stream_name_length=60,
+                    max_stream_description_length=1024,
+                    realm_allow_message_editing=True,
+                    realm_message_content_edit_limit_seconds=int(fake.edit_limit),
+                    realm_email_address_visibility=5 if fake.hide_emails else 1,
+                )
+            return answer
+
+    def events(self, method: str) -> dict[str, Any]:
+        fake = self.fake
+        queue_id = self.params.get("queue_id", "")
+        with fake.lock:
+            queue = fake.queues.get(queue_id)
+            if queue is not None and time.time() - queue.last_poll > fake.queue_timeout:
+                del fake.queues[queue_id]
+                queue = None
+            if queue is None or queue.user_id != self.user.id:
+                raise _ApiError(
+                    400, f"Bad event queue ID: {queue_id}", "BAD_EVENT_QUEUE_ID", queue_id=queue_id
+                )
+            if method == "DELETE":
+                del fake.queues[queue_id]
+                fake.lock.notify_all()
+                return _ok()
+            last = int(self.params.get("last_event_id", "-1"))
+            queue.events = [e for e in queue.events if e["id"] > last]
+            dont_block = _bool(self.params.get("dont_block"), False)
+            deadline = time.time() + fake.heartbeat
+            while not queue.events and not dont_block:
+                left = deadline - time.time()
+                if left <= 0:
+                    fake._push(queue, {"type": "heartbeat"})
+                    break
+                fake.lock.wait(min(left, 0.2))
+                if fake.queues.get(queue_id) is not queue:
+                    raise _ApiError(
+                        400,
+                        f"Bad event queue ID: {queue_id}",
+                        "BAD_EVENT_QUEUE_ID",
+                        queue_id=queue_id,
+                    )
+            queue.last_poll = time.time()
+            for event in queue.events:
+                if event["type"] == "message":
+                    fake.delivered.setdefault(event["message"]["id"], queue.last_poll)
+            return _ok(events=list(queue.events), queue_id=queue_id)
+
+    def send(self) -> dict[str, Any]:
+        fake = self.fake
+        kind = self.params.get("type", "stream")
+        content = self.params.get("content", "")
+        if not content.strip():
+            raise _ApiError(400, "Message must not be empty")
+        with fake.lock:
+            if kind in ("stream", "channel"):
+                to = _loads(self.params.get("to"))
+                stream = (
+                    next((s for s in fake.streams.values() if s.id == to), None)
+                    if isinstance(to, int)
+                    else fake.streams.get(str(to).lower())
+                )
+                if stream is None:
+                    raise _ApiError(400, f"Channel '{to}' does not exist", "STREAM_DOES_NOT_EXIST")
+                topic = self.params.get("topic", self.params.get("subject", ""))
+                if not topic:
+                    raise _ApiError(400, "Topic can't be empty!")
+                message_id = fake._send(self.user, stream.name, topic, content, None)
+            else:
+                to = _loads(self.params.get("to"))
+                if isinstance(to, str):
+                    to = [t.strip() for t in to.split(",")]
+                ids = set()
+                for who in to:
+                    if isinstance(who, int):
+                        ids.add(who)
+                    else:
+                        match = [
+                            u.id
+                            for u in fake.users.values()
+                            if who in (u.email, fake.shown_email(u))
+                        ]
+                        if not match:
+                            raise _ApiError(400, f"Invalid email '{who}'")
+                        ids.add(match[0])
+                if any(i not in fake.users for i in ids):
+                    raise _ApiError(400, "Invalid user ID")
+                message_id = fake._send(self.user, None, "", content, ids | {self.user.id})
+            return _ok(id=message_id)
+
+    def get_messages(self) -> dict[str, Any]:
+        fake = self.fake
+        before = int(self.params.get("num_before", "0"))
+        after = int(self.params.get("num_after", "0"))
+        if before + after > FETCH_CAP:
+            raise _ApiError(400, f"Too many messages requested (maximum {FETCH_CAP}).")
+        raw = not _bool(self.params.get("apply_markdown"), True)
+        include = _bool(self.params.get("include_anchor"), True)
+        narrow = _loads(self.params.get("narrow"), []) or []
+        anchor_raw = _loads(self.params.get("anchor"), "newest")
+        with fake.lock:
+            found = sorted(
+                (
+                    m
+                    for m in fake.messages.values()
+                    if self._visible(m) and self._matches(m, narrow)
+                ),
+                key=lambda m: m.id,
+            )
+            if anchor_raw == "newest":
+                anchor = 10**15
+            elif anchor_raw in ("oldest", "first_unread"):
+                anchor = -1
+            else:
+                anchor = int(anchor_raw)
+            older = [m for m in found if m.id < anchor]
+            newer = [m for m in found if m.id > anchor]
+            at = [m for m in found if m.id == anchor and include]
+            picked = (older[-before:] if before else []) + at + newer[:after]
+            return _ok(
+                messages=[
+                    {**fake._shape(m, self.user.id, raw=raw), "flags": fake._flags(m, self.user.id)}
+                    for m in picked
+                ],
+                anchor=anchor if isinstance(anchor_raw, int) else anchor_raw,
+                found_anchor=bool(at),
+                found_oldest=len(older) <= before,
+                found_newest=len(newer) <= after,
+                history_limited=False,
+            )
+
+    def _visible(self, message: StoredMessage) -> bool:
+        """Received by the user (what an unnarrowed fetch returns)."""
+        return self.user.id in message.receivers
+
+    def _accessible(self, message: StoredMessage) -> bool:
+        """Received, or in a public stream (what a reaction or an edit may reach)."""
+        if message.stream is not None and not self.fake.streams[message.stream.lower()].private:
+            return True
+        return self._visible(message)
+
+    def _matches(self, message: StoredMessage, narrow: list[Any]) -> bool:
+        fake = self.fake
+        for term in narrow:
+            if isinstance(term, list):
+                operator, operand = term[0], term[1]
+            else:
+                operator, operand = term["operator"], term["operand"]
+            if operator in ("stream", "channel"):
+                if message.stream is None or message.stream.lower() != str(operand).lower():
+                    return False
+            elif operator == "topic":
+                if message.stream is None or message.topic.lower() != str(operand).lower():
+                    return False
+            elif operator == "sender":
+                sender = fake.users[message.sender_id]
+                if operand not in (sender.id, sender.email, fake.shown_email(sender)):
+                    return False
+            elif operator in ("dm", "pm-with"):
+                if message.stream is not None:
+                    return False
+                wanted = set(operand) if isinstance(operand, list) else set(str(operand).split(","))
+                ids = {
+                    w
+                    if isinstance(w, int)
+                    else next(
+                        (u.id for u in fake.users.values() if w in (u.email, fake.shown_email(u))),
+                        -1,
+                    )
+                    for w in wanted
+                }
+                if ids | {self.user.id} != set(message.recipients) | {self.user.id}:
+                    return False
+            elif operator == "is":
+                if operand in ("dm", "private") and message.stream is not None:
+                    return False
+                if operand == "mentioned" and "mentioned" not in fake._flags(message, self.user.id):
+                    return False
+            elif operator == "id":
+                if message.id != int(operand):
+                    return False
+            else:
+                raise _ApiError(
+                    400, f"Invalid narrow operator: unknown operator {operator}", "BAD_NARROW"
+                )
+        return True
+
+    def message(self, method: str, message_id: int) -> dict[str, Any]:
+        fake = self.fake
+        with fake.lock:
+            message = fake.messages.get(message_id)
+            if message is None or not self._accessible(message):
+                raise _ApiError(400, "Invalid message(s)")
+            if method == "GET":
+                raw = not _bool(self.params.get("apply_markdown"), True)
+                return _ok(
+                    message={
+                        **fake._shape(message, self.user.id, raw=raw),
+                        "flags": fake._flags(message, self.user.id),
+                    },
+                    raw_content=message.content,
+                )
+            if method == "PATCH":
+                if message.sender_id != self.user.id:
+                    raise _ApiError(400, "You don't have permission to edit this message")
+                if "content" in self.params:
+                    if time.time() - message.timestamp > fake.edit_limit:
+                        raise _ApiError(400, "The time limit for editing this message has passed")
+                    fake._edit(message, self.params["content"], self.user.id)
+                return _ok()
+            if method == "DELETE":
+                if message.sender_id != self.user.id and not self.user.is_admin:
+                    raise _ApiError(400, "You don't have permission to delete this message")
+                fake._delete(message)
+                return _ok()
+        raise _ApiError(405, "Method not allowed")
+
+    def react(self, method: str, message_id: int) -> dict[str, Any]:
+        fake = self.fake
+        emoji = self.params.get("emoji_name", "")
+        with fake.lock:
+            message = fake.messages.get(message_id)
+            if message is None or not self._accessible(message):
+                raise _ApiError(400, "Invalid message(s)")
+            key = (self.user.id, emoji)
+            if method == "POST":
+                if key in message.reactions:
+                    raise _ApiError(400, "Reaction already exists.", "REACTION_ALREADY_EXISTS")
+                message.reactions.append(key)
+                return _ok()
+            if method == "DELETE":
+                if key not in message.reactions:
+                    raise _ApiError(400, "Reaction doesn't exist.", "REACTION_DOES_NOT_EXIST")
+                message.reactions.remove(key)
+                return _ok()
+        raise _ApiError(405, "Method not allowed")
+
+
+# ====================================================================== a test organisation
+
+
+@dataclass
+class Org:
+    """A small organisation: the bot, three people, another bot, and the meeting's stream."""
+
+    fake: FakeZulip
+    bot: User
+    ada: User
+    bob: User
+    olga: User  # an organiser, listed by email in the config
+    other_bot: User
+    stream: str = "jupyterhub"
+    topic: str = "Collaboration Cafe"
+
+    @classmethod
+    def create(cls, fake: FakeZulip) -> Org:
+        bot = fake.add_user("cafe", "cafe-bot@zulip.example.org", is_bot=True)
+        ada = fake.add_user("Ada Lovelace", "ada@example.org")
+        bob = fake.add_user("Bob Builder", "bob@example.org")
+        olga = fake.add_user("Olga Organiser", "olga@example.org")
+        other = fake.add_user("Other Bot", "other-bot@zulip.example.org", is_bot=True)
+        fake.add_stream("jupyterhub", subscribers=[ada, bob, olga, other])
+        return cls(fake, bot, ada, bob, olga, other)
+
+    def command(self, text: str, user: User | None = None, *, topic: str | None = None) -> int:
+        """``user`` (Ada by default) mentions the bot in the stream."""
+        return self.fake.post(
+            user or self.ada, self.stream, topic or self.topic, f"@**{self.bot.full_name}** {text}"
+        )
+
+    def replies(self) -> list[StoredMessage]:
+        return self.fake.sent_by(self.bot)
+
+    def acked(self, message_id: int) -> bool:
+        return (self.bot.id, "check") in self.fake.reactions(message_id)
