@@ -1,0 +1,269 @@
+"""The scheduler: jobs derived from the database, and one idempotent sweep that does what is due.
+
+The database is the truth. At start and after every schedule change, the jobs
+(stable ids such as ``reminder:<meeting>:<offset>``) are derived from the
+meetings in APScheduler's memory job store; every job runs :meth:`Lifecycle.sweep`,
+which finds from the database what is due *now* (reminders, the scheduled end of
+a live meeting, publishing, retries, cancellation notices) and does it once. A
+run missed while the bot was down is therefore found by the sweep at start, not
+lost to a job store. Time comes from the app's clock, so tests drive the sweep
+with a fake clock; APScheduler only wakes it at the planned instants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from cafebot import meetings, reminders
+from cafebot.config import SeriesSettings
+from cafebot.lifecycle import effective_end, end_meeting
+from cafebot.models import Meeting, MeetingState, PublishStep, StepStatus
+from cafebot.publish import due_retries, publish
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from cafebot.app import App
+    from cafebot.chat import Chat
+
+log = logging.getLogger("cafebot.scheduler")
+
+REPLAN_EVERY = dt.timedelta(hours=1)
+
+
+@dataclass
+class SweepResult:
+    reminders: int = 0
+    ended: list[dt.date] = field(default_factory=list)
+    published: list[dt.date] = field(default_factory=list)
+    notices: int = 0
+
+
+def _has_entries(meeting: Meeting) -> bool:
+    return any((meeting.checkins, meeting.introductions, meeting.shoutouts, meeting.agenda_items))
+
+
+class Lifecycle:
+    """Reminders, scheduled ends and publishing for every series of the app."""
+
+    def __init__(self, app: App, chat: Chat, heartbeat: Callable[[], object] | None = None) -> None:
+        self.app = app
+        self.chat = chat
+        # Called by every sweep and once a minute (``cafebot health`` reads what it writes).
+        self.heartbeat = heartbeat or (lambda: None)
+        self._lock = threading.RLock()
+        self._scheduler: BackgroundScheduler | None = None
+
+    # ------------------------------------------------------------ what is due now
+
+    def sweep(self) -> SweepResult:
+        """Do everything that is due now, once. Safe to call at any time, any number of times."""
+        with self._lock:
+            self.heartbeat()
+            result = SweepResult()
+            for series in self.app.settings.series:
+                self._guard("end", self._end_due, series, result)
+                self._guard("reminders", self._reminders_due, series, result)
+            self._guard("notices", self._notices_due, result)
+            self._guard("publish", self._publish_due, result)
+            return result
+
+    def _guard(self, what: str, func: Callable[..., None], *args: object) -> None:
+        try:
+            func(*args)
+        except Exception:
+            log.exception("scheduled %s failed; the next sweep tries again", what)
+
+    def _end_due(self, series: SeriesSettings, result: SweepResult) -> None:
+        now = self.app.clock.now()
+        with self.app.unit_of_work() as session:
+            row = meetings.series_row(session, series)
+            for meeting in session.scalars(
+                select(Meeting).where(
+                    Meeting.series_id == row.id,
+                    Meeting.state == MeetingState.LIVE,
+                    Meeting.ends_at <= now,
+                )
+            ):
+                end_meeting(session, series, row, meeting, now)
+                result.ended.append(meeting.date)
+            meetings.target(session, series, row, now)  # the next meeting exists, to plan it
+
+    def _reminders_due(self, series: SeriesSettings, result: SweepResult) -> None:
+        result.reminders += reminders.send_due_reminders(self.app, self.chat, series)
+
+    def _notices_due(self, result: SweepResult) -> None:
+        with self.app.unit_of_work() as session:
+            pending = reminders.pending_cancellations(session, self.app.clock.now())
+        for meeting_id in pending:
+            if reminders.send_cancellation_notice(self.app, self.chat, meeting_id):
+                result.notices += 1
+
+    def _publish_due(self, result: SweepResult) -> None:
+        now = self.app.clock.now()
+        due: list[int] = []
+        with self.app.unit_of_work() as session:
+            keys = {s.key: s for s in self.app.settings.series}
+            for meeting in session.scalars(
+                select(Meeting).where(
+                    Meeting.state.in_([MeetingState.SCHEDULED, MeetingState.ENDED]),
+                    Meeting.ends_at <= now + dt.timedelta(days=1),
+                )
+            ):
+                series = keys.get(meeting.series.key)
+                if series is None or meetings.status(meeting, now) is not meetings.Status.ENDED:
+                    continue
+                if effective_end(meeting) + series.publish_delay > now:
+                    continue
+                if meeting.started_at is None and not _has_entries(meeting):
+                    meeting.state = MeetingState.PUBLISHED  # nothing happened: nothing to post
+                    continue
+                due.append(meeting.id)
+            retries = due_retries(session, now)
+        for meeting_id in due:
+            report = publish(self.app, self.chat, meeting_id)
+            result.published.append(report.date)
+        for meeting_id, steps in retries.items():
+            if meeting_id not in due:
+                publish(self.app, self.chat, meeting_id, steps)
+
+    # ------------------------------------------------------------ the plan
+
+    def plan(self) -> dict[str, dt.datetime]:
+        """Job id -> when it runs, for every future instant something may fall due."""
+        now = self.app.clock.now()
+        jobs: dict[str, dt.datetime] = {}
+        with self.app.unit_of_work() as session:
+            for series in self.app.settings.series:
+                row = meetings.series_row(session, series)
+                meetings.target(session, series, row, now)
+                for meeting in session.scalars(
+                    select(Meeting).where(
+                        Meeting.series_id == row.id,
+                        Meeting.state.in_(
+                            [MeetingState.SCHEDULED, MeetingState.LIVE, MeetingState.ENDED]
+                        ),
+                        Meeting.ends_at > now - series.publish_delay - dt.timedelta(days=1),
+                    )
+                ):
+                    if meeting.state is not MeetingState.ENDED:
+                        for offset in series.reminders:
+                            when = meeting.starts_at - offset
+                            if when > now:
+                                jobs[f"reminder:{meeting.id}:{int(offset.total_seconds())}"] = when
+                        if meeting.ends_at > now:
+                            jobs[f"end:{meeting.id}"] = meeting.ends_at
+                    publish_at = effective_end(meeting) + series.publish_delay
+                    if publish_at > now:
+                        jobs[f"publish:{meeting.id}"] = publish_at
+            for meeting_id in reminders.pending_cancellations(session, now):
+                jobs[f"notice:{meeting_id}"] = now
+            retries = session.execute(
+                select(PublishStep.meeting_id, func.min(PublishStep.retry_at))
+                .where(PublishStep.status == StepStatus.FAILED, PublishStep.retry_at.is_not(None))
+                .group_by(PublishStep.meeting_id)
+            )
+            for meeting_id, retry_at in retries:
+                if retry_at is not None:
+                    jobs[f"retry:{meeting_id}"] = max(retry_at, now)
+        return jobs
+
+    # ------------------------------------------------------------ APScheduler
+
+    def start(self) -> None:
+        """Catch up on what was missed, then let APScheduler wake the sweep at each instant."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.sweep()
+        self._scheduler = BackgroundScheduler(
+            timezone=dt.UTC,
+            executors={"default": ThreadPoolExecutor(1)},
+            # The database decides what is still due: run late jobs, once.
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self._scheduler.add_job(
+            self.replan, "interval", seconds=REPLAN_EVERY.total_seconds(), id="replan"
+        )
+        self._scheduler.add_job(self.heartbeat, "interval", seconds=60, id="heartbeat")
+        self._scheduler.start()
+        self.replan()
+        self.app.schedule_listeners.append(self.replan)
+
+    def stop(self) -> None:
+        """Let the job in hand finish, then stop; safe from any thread."""
+        if self.replan in self.app.schedule_listeners:
+            self.app.schedule_listeners.remove(self.replan)
+        with self._lock:  # waits for a sweep or re-plan in hand
+            scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            # APScheduler holds its job-store lock while it waits for running jobs: a job
+            # must not touch the job store now (replan() sees no scheduler and returns).
+            scheduler.shutdown(wait=True)
+
+    def replan(self) -> None:
+        """Bring the job store in line with the database."""
+        with self._lock:
+            scheduler = self._scheduler
+            if scheduler is None:
+                return
+            try:
+                wanted = self.plan()
+            except Exception:
+                log.exception("planning the jobs failed")
+                return
+            for job in scheduler.get_jobs():
+                if job.id not in ("replan", "heartbeat") and job.id not in wanted:
+                    job.remove()
+            for job_id, when in wanted.items():
+                existing = scheduler.get_job(job_id)
+                if existing is not None and existing.next_run_time == when:
+                    continue
+                scheduler.add_job(
+                    self._run_job, "date", run_date=when, id=job_id, args=[job_id],
+                    replace_existing=True,
+                )  # fmt: skip
+
+    def _run_job(self, job_id: str) -> None:
+        """One scheduled job: the sweep, then a re-plan; one log line for it."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            result = self.sweep()
+            done = [
+                f"{result.reminders} reminder(s)" if result.reminders else "",
+                f"ended {', '.join(map(str, result.ended))}" if result.ended else "",
+                f"published {', '.join(map(str, result.published))}" if result.published else "",
+                f"{result.notices} notice(s)" if result.notices else "",
+            ]
+            outcome = "; ".join(d for d in done if d) or "nothing due"
+        except Exception:
+            outcome = "failed"
+            log.exception("job %s failed", job_id)
+        finally:
+            self.replan()
+        ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "job %s: %s in %.1f ms",
+            job_id,
+            outcome,
+            ms,
+            extra={"job": job_id, "outcome": outcome, "ms": round(ms, 1)},
+        )
+
+
+def start_lifecycle(
+    app: App, chat: Chat, heartbeat: Callable[[], object] | None = None
+) -> Callable[[], None]:
+    """Start the scheduler for ``app`` on ``chat``; returns the function that stops it."""
+    lifecycle = Lifecycle(app, chat, heartbeat)
+    lifecycle.start()
+    return lifecycle.stop
