@@ -1,0 +1,227 @@
+"""``search``: find entries and notes across all meetings of a series, newest first.
+
+Every word must occur (letter case aside) in one entry: a check-in's name, handle
+and affiliation, an introduction (with the person's name), a shout-out (with its
+project), an agenda item's topic, a note under an item, or text that an imported
+meeting kept outside its records. ``"two words"`` in quotes must occur together.
+Meetings imported from the archive are searched like the bot's own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, literal, select
+from sqlalchemy.orm import aliased
+
+from cafebot.commands import Outcome, command
+from cafebot.context import Context
+from cafebot.converters import format_estimate
+from cafebot.errors import UserError
+from cafebot.models import (
+    AgendaItem,
+    ArchiveBlock,
+    CheckIn,
+    Introduction,
+    ItemNote,
+    Meeting,
+    Person,
+    ShoutOut,
+)
+from cafebot.text import inline, one_line
+
+MAX_HITS = 15  # shown in one reply
+MAX_TERMS = 10
+SNIPPET = 160  # characters of a long text shown around the first word found
+
+
+@dataclass(frozen=True)
+class Hit:
+    date: dt.date
+    order: tuple[int, int]  # within a meeting: kind, then reference or position
+    ref: str  # "2031-05-20/A4", or the date alone for kept text
+    text: str  # one line, Markdown-safe
+
+
+def terms(text: str) -> list[str]:
+    """The words to look for; a "quoted phrase" is one term."""
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unclosed quote: take the words as they are
+        words = text.replace('"', " ").split()
+    found = [" ".join(w.split()) for w in words if w.strip()]
+    if not found:
+        raise UserError("What should I look for? Give a word or two.", example="search release")
+    if len(found) > MAX_TERMS:
+        raise UserError(f"Give at most {MAX_TERMS} words to look for.")
+    return found
+
+
+def _like(term: str) -> str:
+    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _matches(haystack: SQLColumnExpression[Any], words: Sequence[str]) -> ColumnElement[bool]:
+    lowered = func.lower(haystack)
+    return and_(*(lowered.like(_like(w), escape="\\") for w in words))
+
+
+def _joined(*parts: SQLColumnExpression[Any]) -> ColumnElement[str]:
+    text: ColumnElement[str] = literal("")
+    for part in parts:
+        text = text + " " + func.coalesce(part, "")
+    return text
+
+
+def _snippet(text: str, words: Sequence[str]) -> str:
+    flat = one_line(text)
+    if len(flat) <= SNIPPET:
+        return inline(flat)
+    at = max(0, flat.lower().find(words[0].lower()))
+    start = max(0, min(at - SNIPPET // 3, len(flat) - SNIPPET))
+    piece = flat[start : start + SNIPPET].strip()
+    return inline(("…" if start else "") + piece + ("…" if start + SNIPPET < len(flat) else ""))
+
+
+def _in_series(query: Select[Any, Any], ctx: Context) -> Select[Any, Any]:
+    return query.where(Meeting.series_id == ctx.series_row.id).order_by(Meeting.date.desc())
+
+
+def find(ctx: Context, words: Sequence[str], limit: int) -> tuple[list[Hit], int]:
+    """The newest ``limit`` hits, and how many there are in all."""
+    session = ctx.session
+    hits: list[Hit] = []
+    total = 0
+    queries: list[tuple[Select[Any, Any], ColumnElement[bool]]] = []
+
+    checkin = _matches(_joined(CheckIn.name, CheckIn.github, CheckIn.affiliation), words)
+    queries.append(
+        (select(CheckIn, Meeting.date).select_from(CheckIn).join(CheckIn.meeting), checkin)
+    )
+    who = aliased(Person)
+    intro = _matches(_joined(Introduction.text, who.name, who.zulip_name, who.github), words)
+    queries.append(
+        (
+            select(Introduction, Meeting.date)
+            .select_from(Introduction)
+            .join(Introduction.meeting)
+            .join(Introduction.person.of_type(who)),
+            intro,
+        )
+    )
+    author = aliased(Person)
+    shout = _matches(_joined(ShoutOut.project, ShoutOut.text, author.name), words)
+    queries.append(
+        (
+            select(ShoutOut, Meeting.date)
+            .select_from(ShoutOut)
+            .join(ShoutOut.meeting)
+            .outerjoin(ShoutOut.author.of_type(author)),
+            shout,
+        )
+    )
+    proposer = aliased(Person)
+    queries.append(
+        (
+            select(AgendaItem, Meeting.date)
+            .select_from(AgendaItem)
+            .join(AgendaItem.meeting)
+            .outerjoin(AgendaItem.proposer.of_type(proposer)),
+            _matches(_joined(AgendaItem.topic, proposer.name), words),
+        )
+    )
+    queries.append(
+        (
+            select(ItemNote, Meeting.date)
+            .select_from(ItemNote)
+            .join(ItemNote.item)
+            .join(AgendaItem.meeting),
+            _matches(ItemNote.text, words),
+        )
+    )
+    kept = and_(ArchiveBlock.kind == "text", _matches(ArchiveBlock.text, words))
+    queries.append(
+        (
+            select(ArchiveBlock, Meeting.date).select_from(ArchiveBlock).join(ArchiveBlock.meeting),
+            kept,
+        )
+    )
+
+    for query, condition in queries:
+        query = _in_series(query.where(condition), ctx)
+        count_query = select(func.count()).select_from(query.order_by(None).subquery())
+        total += int(session.scalar(count_query) or 0)
+        for row, date in session.execute(query.limit(limit)):
+            hits.append(_hit(row, date, words))
+    hits.sort(key=lambda h: (-h.date.toordinal(), h.order))
+    return hits[:limit], total
+
+
+def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
+    day = date.isoformat()
+    if isinstance(row, CheckIn):
+        fields = [row.name, f"@{row.github}" if row.github else "", row.affiliation or ""]
+        text = "checked in: " + inline(" / ".join(f for f in fields if f))
+        return Hit(date, (3, row.ref), f"{day}/C{row.ref}", text)
+    if isinstance(row, Introduction):
+        name = inline(row.person.display_name) if row.person else "someone"
+        return Hit(date, (2, row.ref), f"{day}/I{row.ref}", f"{name}: {_snippet(row.text, words)}")
+    if isinstance(row, ShoutOut):
+        project = f"[{inline(row.project)}] " if row.project else ""
+        who = f" — {inline(row.author.display_name)}" if row.author else ""
+        text = f"{project}{_snippet(row.text, words)}{who}"
+        return Hit(date, (1, row.ref), f"{day}/S{row.ref}", text)
+    if isinstance(row, AgendaItem):
+        return Hit(date, (0, row.position), f"{day}/A{row.ref}", _item(row, words))
+    if isinstance(row, ItemNote):
+        item = row.item
+        text = f"{row.kind.value}: {_snippet(row.text, words)} (on “{_snippet(item.topic, words)}”)"
+        return Hit(date, (0, item.position), f"{day}/A{item.ref}", text)
+    assert isinstance(row, ArchiveBlock)  # noqa: S101 - the queries select nothing else
+    lines = [line for line in row.text.split("\n") if line.strip()]
+    hit_line = next(
+        (line for line in lines if all(w.lower() in line.lower() for w in words)),
+        " ".join(lines),
+    )
+    cleaned = re.sub(r"^\s*(?:#{1,6}\s+|[-*+]\s+|:::\s*)", "", hit_line)
+    return Hit(date, (4, row.position), day, f"notes: {_snippet(cleaned, words)}")
+
+
+def _item(item: AgendaItem, words: Sequence[str]) -> str:
+    estimate = format_estimate(item.estimate_min, item.estimate_max)
+    who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
+    return f"{f'({estimate}) ' if estimate else ''}{_snippet(item.topic, words)}{who}"
+
+
+@command(
+    "search",
+    aliases=("find",),
+    examples=("search release plans", 'search "code of conduct"'),
+    group="Meetings",
+)
+def search(ctx: Context, words: str) -> Outcome:
+    """Find past entries and notes across all meetings (imported ones too), newest first.
+
+    Every word must occur in the entry; put words in "quotes" to find them together.
+    Each hit shows its meeting's date and reference, like `2031-05-20/A4`, which
+    other commands take (`note 2031-05-20/A4 …`).
+    """
+    wanted = terms(words)
+    hits, total = find(ctx, wanted, MAX_HITS)
+    shown = " ".join(f'"{w}"' if " " in w else w for w in wanted)
+    if not hits:
+        return Outcome(
+            reply=f"Nothing found for {inline(shown)} in the meetings of "
+            f"{inline(ctx.series.name)}. Try fewer or shorter words."
+        )
+    head = f"**{total} found** for {inline(shown)}, newest first"
+    if total > len(hits):
+        head += f" (the {len(hits)} newest shown; add words to narrow it down)"
+    lines = [head + ":"] + [f"- **{h.ref}** {h.text}" for h in hits]
+    return Outcome(reply="\n".join(lines))
