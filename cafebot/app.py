@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cafebot import db, meetings, people
@@ -24,10 +26,22 @@ from cafebot.models import Person, ProcessedMessage, Series
 from cafebot.text import silence_mentions
 
 # The command modules register themselves on import.
-from cafebot import entries as _entries  # noqa: F401  isort: skip
+from cafebot import entries as _entries  # isort: skip
 from cafebot import info as _info  # noqa: F401  isort: skip
+from cafebot import search as _search  # noqa: F401  isort: skip
+from cafebot import lifecycle as _lifecycle  # noqa: F401  isort: skip
 
 log = logging.getLogger("cafebot")
+
+# Recording a message as handled, where the backend's INSERT takes ON CONFLICT DO NOTHING
+# (see Bot._claim); built once, as every command runs it.
+_CLAIM = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(ProcessedMessage)
+    .values(message_id=bindparam("message_id"), processed_at=bindparam("processed_at"))
+    .on_conflict_do_nothing()
+    .returning(ProcessedMessage.message_id)
+    for dialect in (sqlite, postgresql)
+}
 
 APOLOGY = (
     "Sorry, something went wrong on my side while handling that; nothing was changed. "
@@ -46,6 +60,8 @@ class App:
     # Organisers found at start-up by resolving the config's emails (series key -> user ids),
     # and any granted locally (``cafebot shell --organizer``).
     organizer_ids: dict[str, set[int]] = field(default_factory=dict)
+    # Called after a command changed the schedule (the scheduler re-plans its jobs).
+    schedule_listeners: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> App:
@@ -121,22 +137,27 @@ class Bot:
                     reply="Hi! I run the meeting here. Say `help` to see what I can do, "
                     "or `agenda 10m Your topic` to propose a topic."
                 )
+                if not self._mark_processed(message):
+                    outcome, result = Outcome(), "duplicate"
             else:
                 outcome = self._run(message, word, rest, more, chat)
         except UserError as exc:
             result = "refused" if isinstance(exc, PermissionDenied) else "error"
             outcome = Outcome(reply=self._error_text(word, exc))
-            self._mark_processed(message)
+            if not self._mark_processed(message):
+                outcome, result = Outcome(), "duplicate"
         except Exception:
             result = "bug"
             log.exception("command %r failed (message %s)", word[:30], message.id)
             outcome = Outcome(reply=APOLOGY)
-            self._mark_processed(message)
+            if not self._mark_processed(message):
+                outcome, result = Outcome(), "duplicate"
         if outcome.reaction:
             chat.react(message, outcome.reaction)
         if outcome.reply:
             # A reply never pings: whatever user text it repeats, mentions in it are silent.
             chat.reply(message, silence_mentions(outcome.reply))
+        self._after(word, outcome, chat)
         log.info(
             "%s from user %s: %s in %.1f ms",
             word.lower()[:30] or "(empty)",
@@ -152,6 +173,84 @@ class Bot:
             },
         )
 
+    # ------------------------------------------------------------ edited and deleted messages
+    # The ProcessedMessage row of the original message stays its dedupe key: edits add none.
+
+    def handle_edit(self, message: Message, text: str, chat: Chat) -> bool:
+        """The user edited ``message`` (now reading ``text``), which made an entry earlier.
+
+        The entry is re-parsed and updated in place, keeping its reference; an edit
+        that no longer parses is answered and changes nothing. Returns whether the
+        message had made an entry (or a note).
+        """
+        if message.id is None:
+            return False
+        word, rest, more = split_command(text)
+        spec = REGISTRY.find(word) if word else None
+        try:
+            with self.app.unit_of_work() as session:
+                found, notes = _entries.made_by_message(session, message.id)
+                if not found and not notes:
+                    return False
+                meeting = found[0].meeting if found else notes[0].item.meeting
+                series = self.app.settings.series_by_key(meeting.series.key)
+                if series is None:
+                    log.warning("message %s edited, but its series is gone", message.id)
+                    return True
+                if spec is not None:
+                    _, rest = consume_series(rest)
+                ctx = Context(
+                    session=session,
+                    settings=self.app.settings,
+                    series=series,
+                    series_row=meeting.series,
+                    message=message,
+                    person=people.for_sender(session, message, self.app.clock.now()),
+                    is_organizer=self.app.is_organizer(series, message),
+                    now=self.app.clock.now(),
+                    notes_flavour=chat.notes_flavour,
+                    more=more,
+                )
+                changed = _entries.follow_edit(
+                    ctx, found[0] if found else None, notes, spec, rest, more
+                )
+            log.info("message %s edited: %s follows it", message.id, changed)
+        except UserError as exc:
+            chat.reply(message, silence_mentions(self._error_text(word, exc)))
+        except Exception:
+            log.exception("following the edit of message %s failed", message.id)
+            chat.reply(message, APOLOGY)
+        return True
+
+    def handle_delete(self, message_ids: list[int]) -> list[str]:
+        """Messages were deleted: the entries they made go too. Returns what was removed."""
+        removed: list[str] = []
+        for message_id in message_ids:
+            try:
+                with self.app.unit_of_work() as session:
+                    gone = _entries.follow_delete(session, message_id)
+            except Exception:
+                log.exception("following the deletion of message %s failed", message_id)
+                continue
+            if gone:
+                log.info("message %s deleted: removed %s", message_id, ", ".join(gone))
+            removed += gone
+        return removed
+
+    def _after(self, word: str, outcome: Outcome, chat: Chat) -> None:
+        """Work that follows a committed command; a failure here is logged, not raised."""
+        if outcome.after is not None:
+            try:
+                outcome.after(self.app, chat)
+            except Exception:
+                log.exception("the follow-up of command %r failed", word[:30])
+        if outcome.replan:
+            for listener in list(self.app.schedule_listeners):
+                try:
+                    listener()
+                except Exception:
+                    log.exception("re-planning after command %r failed", word[:30])
+
     def _error_text(self, word: str, exc: UserError) -> str:
         spec = REGISTRY.find(word) if word else None
         text = exc.message
@@ -161,18 +260,43 @@ class Bot:
             text += "\n" + usage_text(spec)
         return text
 
-    def _mark_processed(self, message: Message) -> None:
-        """A refused or failed command is not retried when Zulip delivers it again."""
+    def _mark_processed(self, message: Message) -> bool:
+        """Record a refused or failed command as handled, so a redelivery is not answered again.
+
+        False when it was handled already (e.g. by another instance of the bot): then
+        this one stays silent.
+        """
         if message.id is None:
-            return
+            return True
         try:
             with self.app.unit_of_work() as session:
-                if session.get(ProcessedMessage, message.id) is None:
-                    session.add(
-                        ProcessedMessage(message_id=message.id, processed_at=self.app.clock.now())
-                    )
+                return self._claim(session, message.id)
         except Exception:
             log.exception("could not record message %s as processed", message.id)
+            return True
+
+    def _claim(self, session: Session, message_id: int) -> bool:
+        """Record ``message_id`` as handled in this transaction; False if it already was.
+
+        Two bot instances may receive the same message: the second insert waits for
+        the first transaction and then fails, so only one of them takes effect.
+        """
+        values = {"message_id": message_id, "processed_at": self.app.clock.now()}
+        claim = _CLAIM.get(session.get_bind().dialect.name)
+        if claim is not None:
+            # One statement per command: INSERT … ON CONFLICT DO NOTHING (it waits for a
+            # concurrent insert of the same id to commit, then inserts nothing).
+            # A row comes back only when this insert took the id (rowcount is not reliable
+            # for ON CONFLICT on every driver).
+            return session.connection().execute(claim, values).first() is not None
+        if session.get(ProcessedMessage, message_id) is not None:
+            return False
+        try:
+            with session.begin_nested():
+                session.add(ProcessedMessage(**values))
+        except IntegrityError:
+            return False
+        return True
 
     def _run(self, message: Message, word: str, rest: str, more: list[str], chat: Chat) -> Outcome:
         spec = REGISTRY.find(word)
@@ -181,7 +305,7 @@ class Bot:
         series_key, rest = consume_series(rest)
         now = self.app.clock.now()
         with self.app.unit_of_work() as session:
-            if message.id is not None and session.get(ProcessedMessage, message.id) is not None:
+            if message.id is not None and not self._claim(session, message.id):
                 log.info("message %s was handled before; skipped", message.id)
                 return Outcome()
             person = people.for_sender(session, message, now)
@@ -205,8 +329,6 @@ class Bot:
                 )
             args = spec.parse(rest, more)
             outcome = spec.func(ctx, **args)
-            if message.id is not None:
-                session.add(ProcessedMessage(message_id=message.id, processed_at=now))
         return outcome
 
     def _series(

@@ -16,10 +16,14 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cafebot.converters import ConversionError, InvalidValue
 from cafebot.errors import UserError
+
+if TYPE_CHECKING:
+    from cafebot.app import App
+    from cafebot.chat import Chat
 
 MAX_TEXT = 2000  # characters in one entry's text
 
@@ -50,17 +54,24 @@ class Param:
     @property
     def shown(self) -> str:
         label = self.converter.name if self.converter else self.name
-        if label.startswith("["):  # already bracketed, like [project]
-            return label
+        if label.startswith("[") or getattr(self.converter, "literal", False):
+            return label  # already bracketed, like [project], or a literal word
         return f"[{label}]" if self.optional else f"<{label}>"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a command gives back: a reaction, a reply, or both."""
+    """What a command gives back: a reaction, a reply, or both.
+
+    ``replan``: the command changed the schedule (the scheduler re-plans its jobs).
+    ``after``: work to do once the command's transaction has committed, such as
+    posting a notice or publishing; it opens its own units of work.
+    """
 
     reply: str | None = None
     reaction: str | None = None
+    replan: bool = False
+    after: Callable[[App, Chat], None] | None = None
 
 
 ACK = Outcome(reaction="check")

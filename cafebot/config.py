@@ -7,9 +7,11 @@ section, the key, what is wrong and an example of a good value.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import datetime as dt
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ ENV_ZULIP_KEY = "CAFEBOT_ZULIP_KEY"
 ENV_ZULIP_EMAIL = "CAFEBOT_ZULIP_EMAIL"
 ENV_ZULIP_SITE = "CAFEBOT_ZULIP_SITE"
 ENV_DATABASE_URL = "CAFEBOT_DATABASE_URL"
+# The config file, when --config is not given (the container image sets it).
+ENV_CONFIG = "CAFEBOT_CONFIG"
 
 DEFAULT_PROMPTS = {
     "checkin": "- _Name / GitHub handle / affiliation_",
@@ -78,6 +82,8 @@ class ZulipSettings:
     email: str | None = None
     key: str | None = field(default=None, repr=False)  # a secret: never printed
     zuliprc: Path | None = None
+    # How far back `cafebot run` looks for commands posted while it was down.
+    catchup_window: dt.timedelta = dt.timedelta(hours=24)
 
     @property
     def configured(self) -> bool:
@@ -135,6 +141,11 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "plain"
     source: Path | None = None  # the file read, if any
+    # [health]: the heartbeat file (None: see cafebot.health.heartbeat_path) and its max age.
+    heartbeat_file: Path | None = None
+    health_max_age: dt.timedelta = dt.timedelta(minutes=3)
+    # Problems worth a log line that do not stop cafebot (a config file others can read).
+    warnings: tuple[str, ...] = ()
 
     def series_by_key(self, key: str) -> SeriesSettings | None:
         key = key.lower()
@@ -227,19 +238,32 @@ _KNOWN_SERIES_KEYS = {
     "prompt_agenda",
 }
 _KNOWN_KEYS = {
-    "zulip": {"site", "email", "key", "zuliprc"},
+    "zulip": {"site", "email", "key", "zuliprc", "catchup_window"},
     "database": {"url"},
     "logging": {"level", "format"},
+    "health": {"heartbeat_file", "max_age"},
 }
 _SERIES_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-def find_config(explicit: str | os.PathLike[str] | None) -> Path | None:
-    """The config file to read: ``--config``, else ./config.ini, else ~/.config/cafebot/."""
+def find_config(
+    explicit: str | os.PathLike[str] | None, environ: dict[str, str] | None = None
+) -> Path | None:
+    """The config file to read: ``--config``, else $CAFEBOT_CONFIG, else ./config.ini,
+    else ~/.config/cafebot/config.ini."""
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise ConfigError(f"no config file at {path}", example="--config ./config.ini")
+        return path
+    from_env = (os.environ if environ is None else environ).get(ENV_CONFIG)
+    if from_env:
+        path = Path(from_env).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"no config file at {path} (named by {ENV_CONFIG} in the environment)",
+                example=f"{ENV_CONFIG}=/etc/cafebot/config.ini",
+            )
         return path
     for candidate in CONFIG_SEARCH_PATH:
         path = candidate.expanduser()
@@ -265,6 +289,7 @@ def _zulip_from_env(env: dict[str, str], base: ZulipSettings) -> ZulipSettings:
         email=base.email or env.get(ENV_ZULIP_EMAIL) or None,
         key=env.get(ENV_ZULIP_KEY) or base.key,
         zuliprc=base.zuliprc,
+        catchup_window=base.catchup_window,
     )
 
 
@@ -299,7 +324,7 @@ class _Loader:
             if section not in _KNOWN_KEYS:
                 raise self.error(
                     f"unknown section [{section}]",
-                    example="[zulip], [database], [logging] or [series:cafe]",
+                    example="[zulip], [database], [logging], [health] or [series:cafe]",
                 )
             for key in self.parser[section]:
                 if key not in _KNOWN_KEYS[section]:
@@ -326,6 +351,20 @@ class _Loader:
                 "level",
                 "level = INFO (DEBUG, INFO, WARNING, ERROR)",
             )
+        heartbeat = self.get("health", "heartbeat_file")
+        heartbeat_file = None
+        if heartbeat:
+            heartbeat_file = Path(heartbeat).expanduser()
+            if not heartbeat_file.is_absolute():
+                heartbeat_file = self.path.parent / heartbeat_file
+        max_age = Settings.health_max_age
+        if raw_age := self.get("health", "max_age"):
+            try:
+                max_age = parse_duration(raw_age if not raw_age.isdigit() else f"{raw_age}s")
+            except ValueError as exc:
+                raise self.error(str(exc), "health", "max_age", "max_age = 3m") from exc
+            if max_age <= dt.timedelta(0):
+                raise self.error("must be more than zero", "health", "max_age", "max_age = 3m")
         fmt = (self.get("logging", "format") or "plain").lower()
         if fmt not in {"plain", "json"}:
             raise self.error("unknown log format", "logging", "format", "format = json (or plain)")
@@ -336,7 +375,45 @@ class _Loader:
             log_level=level,
             log_format=fmt,
             source=self.path,
+            heartbeat_file=heartbeat_file,
+            health_max_age=max_age,
+            warnings=self.permission_warnings(),
         )
+
+    def permission_warnings(self) -> tuple[str, ...]:
+        """A file holding a secret (the API key, a database password) that others can read."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        secrets = []
+        key = self.get("zulip", "key")
+        if key and key not in {"...", "<key>"}:
+            secrets.append("the Zulip API key")
+        url = self.get("database", "url")
+        with contextlib.suppress(ValueError, ArgumentError):
+            if url and make_url(url).password:
+                secrets.append("a database password")
+        found = []
+        if secrets:
+            found.append((self.path, " and ".join(secrets)))
+        rc = self.get("zulip", "zuliprc")
+        if rc:
+            rc_path = Path(rc).expanduser()
+            found.append((rc_path if rc_path.is_absolute() else self.path.parent / rc_path, ""))
+        warnings = []
+        for path, what in found:
+            try:
+                mode = path.stat().st_mode
+            except OSError:
+                continue
+            if mode & stat.S_IROTH:
+                holds = f"holds {what} and " if what else "holds the Zulip API key and "
+                warnings.append(
+                    f"{path} {holds}is readable by every user of this machine "
+                    f"(mode {stat.filemode(mode)}): run `chmod o-rwx {path}`, or keep the "
+                    f"key in the environment ({ENV_ZULIP_KEY}) instead"
+                )
+        return tuple(warnings)
 
     def get(self, section: str, key: str) -> str | None:
         if not self.parser.has_option(section, key):
@@ -359,7 +436,21 @@ class _Loader:
         key = self.get("zulip", "key")
         if key in {"...", "<key>"}:
             key = None
-        base = ZulipSettings(site=site, email=self.get("zulip", "email"), key=key, zuliprc=zuliprc)
+        window = ZulipSettings.catchup_window
+        if raw_window := self.get("zulip", "catchup_window"):
+            try:
+                window = parse_duration(raw_window)
+            except ValueError as exc:
+                raise self.error(
+                    str(exc), "zulip", "catchup_window", "catchup_window = 24h"
+                ) from exc
+        base = ZulipSettings(
+            site=site,
+            email=self.get("zulip", "email"),
+            key=key,
+            zuliprc=zuliprc,
+            catchup_window=window,
+        )
         return _zulip_from_env(self.env, base)
 
     def series(self, section: str) -> SeriesSettings:

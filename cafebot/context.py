@@ -6,7 +6,7 @@ import datetime as dt
 import typing
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cafebot import meetings
@@ -22,6 +22,15 @@ ENTRY_TYPES: dict[str, type[Entry]] = {
     "S": ShoutOut,
     "I": Introduction,
     "C": CheckIn,
+}
+
+
+# An entry by meeting and reference, for each kind (built once: most commands find one).
+_BY_REF = {
+    kind: select(model).where(
+        model.meeting_id == bindparam("meeting_id"), model.ref == bindparam("ref")
+    )
+    for kind, model in ENTRY_TYPES.items()
 }
 
 
@@ -45,12 +54,19 @@ class Context:
     now: dt.datetime
     notes_flavour: str = "zulip"
     more: list[str] = field(default_factory=list)
+    _target: Meeting | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------ meetings
 
     def target_meeting(self) -> Meeting:
-        """Where new entries go: the current meeting, else the next one."""
-        return meetings.target(self.session, self.series, self.series_row, self.now)
+        """Where new entries go: the current meeting, else the next one.
+
+        Found once per command (a command that changes which meeting that is, such
+        as `cancel`, asks :func:`cafebot.meetings.following` itself).
+        """
+        if self._target is None:
+            self._target = meetings.target(self.session, self.series, self.series_row, self.now)
+        return self._target
 
     def meeting_on(self, date: dt.date) -> Meeting:
         meeting = meetings.by_date(self.session, self.series, self.series_row, date)
@@ -81,12 +97,10 @@ class Context:
 
     def find(self, ref: Ref) -> Entry:
         """The entry a reference names, or a clear error."""
-        model = ENTRY_TYPES[ref.kind]
+        query = _BY_REF[ref.kind]
         candidates = [self.meeting_on(ref.date)] if ref.date else self.working_meetings()
         for meeting in candidates:
-            entry = self.session.scalar(
-                select(model).where(model.meeting_id == meeting.id, model.ref == ref.number)
-            )
+            entry = self.session.scalar(query, {"meeting_id": meeting.id, "ref": ref.number})
             if entry is not None:
                 return typing.cast(Entry, entry)
         where = " or ".join(m.date.isoformat() for m in candidates)

@@ -229,3 +229,49 @@ def consume_series(text: str) -> tuple[str | None, str]:
     if not m:
         return None, text
     return m.group("key").lower(), text[m.end() :].lstrip()
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """A literal word that reads as part of the command (``add meeting …``)."""
+
+    word: str
+
+    name: ClassVar[str] = "meeting"
+    example: ClassVar[str] = "meeting"
+    literal: ClassVar[bool] = True
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        word, rest = _split_word(text)
+        if not word or not word.isalpha():
+            raise ConversionError(f"expected the word `{cls.name}`")
+        return cls(word.lower().removesuffix("s")), rest
+
+
+_TIME_RE = re.compile(r"^(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>am|pm)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TimeOfDay:
+    """A time of day: ``16:00``, ``9:30``, ``4pm``."""
+
+    value: dt.time
+
+    name: ClassVar[str] = "time"
+    example: ClassVar[str] = "16:00"
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        word, rest = _split_word(text)
+        m = _TIME_RE.match(word)
+        if not m or (m.group("m") is None and m.group("ampm") is None):
+            raise ConversionError(f"'{word}' is not a time of day: write it as 16:00")
+        hour, minute = int(m.group("h")), int(m.group("m") or 0)
+        if m.group("ampm"):
+            if not 1 <= hour <= 12:
+                raise InvalidValue(f"'{word}' is not a time of day")
+            hour = hour % 12 + (12 if m.group("ampm").lower() == "pm" else 0)
+        if hour > 23 or minute > 59:
+            raise InvalidValue(f"'{word}' is not a time of day: write it as 16:00")
+        return cls(dt.time(hour, minute)), rest

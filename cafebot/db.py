@@ -173,7 +173,21 @@ def downgrade_database(engine: Engine, revision: str) -> None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Upgrade the database to the latest revision, unless it is there already (cheap then)."""
+    """Upgrade the database to the latest revision, unless it is there already (cheap then).
+
+    On PostgreSQL the upgrade runs under the leader lock, so that two processes
+    never migrate at once (:func:`cafebot.leader.run_migrations_locked`).
+    """
+    if engine.dialect.name == "postgresql":
+        from cafebot.leader import run_migrations_locked
+
+        run_migrations_locked(engine)
+    else:
+        upgrade_if_behind(engine)
+
+
+def upgrade_if_behind(engine: Engine) -> None:
+    """Upgrade to the latest revision unless the database is there; refuse unknown revisions."""
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:

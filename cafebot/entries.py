@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cafebot import people
-from cafebot.commands import ACK, Outcome, Who, command
+from cafebot.commands import ACK, Outcome, Spec, Who, command
 from cafebot.context import Context, Entry
 from cafebot.converters import ConversionError, Estimate, Mention, Position, Project, Ref
 from cafebot.errors import UserError
@@ -84,7 +86,7 @@ def parse_checkin(text: str | None) -> CheckinFields:
     return CheckinFields(name, github, affiliation)
 
 
-def _next_ref(ctx: Context, meeting: Meeting, kind: str) -> int:
+def next_ref(session: Session, meeting: Meeting, kind: str) -> int:
     """The meeting's next reference of ``kind``; the row is locked so no two get the same."""
     attr = {
         "A": "next_agenda_ref",
@@ -93,8 +95,8 @@ def _next_ref(ctx: Context, meeting: Meeting, kind: str) -> int:
         "C": "next_checkin_ref",
     }[kind]
     if meeting.id is not None:
-        ctx.session.flush()  # so that the refresh cannot undo a change of this transaction
-        ctx.session.refresh(meeting, attribute_names=[attr], with_for_update=True)
+        session.flush()  # so that the refresh cannot undo a change of this transaction
+        session.refresh(meeting, attribute_names=[attr], with_for_update=True)
     value: int = getattr(meeting, attr) or 1
     setattr(meeting, attr, value + 1)
     return value
@@ -115,6 +117,8 @@ def checkin(ctx: Context, fields: str | None) -> Outcome:
     """
     given = parse_checkin(fields)
     person = ctx.person
+    # Someone from the imported notes archive with this handle: that is this person.
+    linked = people.link_by_handle(ctx.session, person, given.github or person.github)
     first_time = not people.has_checked_in(ctx.session, person)
     name = given.name or person.name or person.zulip_name or ctx.message.sender_name
     github = given.github if given.github is not None else person.github
@@ -133,13 +137,27 @@ def checkin(ctx: Context, fields: str | None) -> Outcome:
         entry = CheckIn(
             meeting=meeting,
             person=person,
-            ref=_next_ref(ctx, meeting, "C"),
+            ref=next_ref(ctx.session, meeting, "C"),
             message_id=ctx.message.id,
             created_at=ctx.now,
             name=name,
         )
         ctx.session.add(entry)
     entry.name, entry.github, entry.affiliation = name, github, affiliation
+    if linked is not None:
+        return Outcome(
+            reply=(
+                f"Welcome back to the {ctx.series.name}, {one_line(name)}! The notes archive "
+                f"has you as @{github} ({linked.describe()}): that history is yours now."
+            ),
+            reaction="check",
+        )
+    offer = people.link_offer(ctx.session, person, name, github) if first_time else None
+    if offer is not None:
+        return Outcome(
+            reply=f"Welcome to the {ctx.series.name}, {one_line(name)}! {offer}",
+            reaction="check",
+        )
     if first_time:
         return Outcome(
             reply=(
@@ -171,7 +189,7 @@ def intro(ctx: Context, text: str) -> Outcome:
         entry = Introduction(
             meeting=meeting,
             person=ctx.person,
-            ref=_next_ref(ctx, meeting, "I"),
+            ref=next_ref(ctx.session, meeting, "I"),
             message_id=ctx.message.id,
             created_at=ctx.now,
             text="",
@@ -196,7 +214,7 @@ def shoutout(ctx: Context, project: Project | None, text: str) -> Outcome:
         ShoutOut(
             meeting=meeting,
             author=ctx.person,
-            ref=_next_ref(ctx, meeting, "S"),
+            ref=next_ref(ctx.session, meeting, "S"),
             project=project.value if project else None,
             text=clean(text),
             message_id=ctx.message.id,
@@ -266,7 +284,7 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     item = AgendaItem(
         meeting=meeting,
         proposer=ctx.person,
-        ref=_next_ref(ctx, meeting, "A"),
+        ref=next_ref(ctx.session, meeting, "A"),
         topic=one_line(topic),
         estimate_min=estimate.low if estimate else None,
         estimate_max=estimate.high if estimate else None,
@@ -317,17 +335,31 @@ def edit(ctx: Context, ref: Ref, text: str) -> Outcome:
     """
     entry = ctx.find(ref)
     ctx.require_owner(entry, "edit")
+    update_entry(ctx, entry, text)
+    return ACK
+
+
+def update_entry(ctx: Context, entry: Entry, text: str, *, whole: bool = False) -> None:
+    """Change ``entry`` in place from ``text`` in the entry's own form (what `edit` takes).
+
+    With ``whole`` the text is the entry's complete new form (a user edited the
+    message that made it): an agenda item's estimate and a shout-out's project
+    that the text leaves out are cleared instead of kept.
+    """
     if isinstance(entry, AgendaItem):
         try:
             estimate, rest = Estimate.consume(text)
         except ConversionError:
             estimate, rest = None, text
-        if estimate is not None:
-            entry.estimate_min, entry.estimate_max = estimate.low, estimate.high
+        if estimate is not None or whole:
+            entry.estimate_min = estimate.low if estimate else None
+            entry.estimate_max = estimate.high if estimate else None
         if rest.strip():
             if len(one_line(rest)) > MAX_TOPIC:
                 raise UserError(f"A topic can be at most {MAX_TOPIC} characters.")
             entry.topic = one_line(rest.split("\n")[0])
+        elif whole:
+            raise UserError("What is the topic? Put it after the estimate.")
     elif isinstance(entry, ShoutOut):
         try:
             project, rest = Project.consume(text)
@@ -335,9 +367,11 @@ def edit(ctx: Context, ref: Ref, text: str) -> Outcome:
             project, rest = None, text
         if not rest.strip():
             raise UserError("What should the shout-out say?", example="edit S1 [Quill] New docs!")
-        entry.project = project.value if project else entry.project
+        entry.project = project.value if project else (None if whole else entry.project)
         entry.text = clean(rest)
     elif isinstance(entry, Introduction):
+        if not text.strip():
+            raise UserError("What should your introduction say?")
         entry.text = clean(text)
     else:
         given = parse_checkin(text)
@@ -350,7 +384,6 @@ def edit(ctx: Context, ref: Ref, text: str) -> Outcome:
             ctx.person.name = entry.name
             ctx.person.github = entry.github
             ctx.person.affiliation = entry.affiliation
-    return ACK
 
 
 @command("remove", aliases=("delete", "rm"), who=Who.OWNER, examples=("remove A2",))
@@ -403,7 +436,7 @@ def defer(ctx: Context, ref: Ref) -> Outcome:
         raise UserError(f"{ref} has already moved to the meeting of {item.moved_to}.")
     source = item.meeting
     later = meetings.following(ctx.session, ctx.series, ctx.series_row, source.starts_at)
-    copy = carry(item, later, ctx)
+    copy = carry(item, later, ctx.session, ctx.now)
     item.state = ItemState.DEFERRED
     item.moved_to = later.date
     if source.current_item_ref == item.ref:
@@ -415,21 +448,21 @@ def defer(ctx: Context, ref: Ref) -> Outcome:
     )
 
 
-def carry(item: AgendaItem, meeting: Meeting, ctx: Context) -> AgendaItem:
+def carry(item: AgendaItem, meeting: Meeting, session: Session, now: dt.datetime) -> AgendaItem:
     """Copy ``item`` with its notes into ``meeting``, marked as carried over."""
     copy = AgendaItem(
         meeting=meeting,
         proposer=item.proposer,
-        ref=_next_ref(ctx, meeting, "A"),
+        ref=next_ref(session, meeting, "A"),
         topic=item.topic,
         estimate_min=item.estimate_min,
         estimate_max=item.estimate_max,
         position=max((i.position for i in open_items(meeting)), default=0) + 1,
         carried_from=item.meeting.date,
         message_id=None,
-        created_at=ctx.now,
+        created_at=now,
     )
-    ctx.session.add(copy)
+    session.add(copy)
     for note in item.notes:
         copy.notes.append(
             ItemNote(
@@ -502,3 +535,129 @@ def decision(ctx: Context, ref: Ref | None, text: str) -> Outcome:
 def action(ctx: Context, ref: Ref | None, owner: Mention | None, text: str) -> Outcome:
     """Record an action item under an agenda item, optionally naming who will do it."""
     return _record(ctx, ref, NoteKind.ACTION, text, owner)
+
+
+# ---------------------------------------------------------------- edited and deleted messages
+# A user who edits or deletes the Zulip message that made an entry edits or deletes the entry.
+
+# The command that makes each kind of entry, by its name in the registry.
+_MADE_BY: dict[str, type[Entry]] = {
+    "agenda": AgendaItem,
+    "shoutout": ShoutOut,
+    "intro": Introduction,
+    "checkin": CheckIn,
+}
+_NOTE_COMMANDS = {"note": NoteKind.NOTE, "decision": NoteKind.DECISION, "action": NoteKind.ACTION}
+_LETTER = {AgendaItem: "A", ShoutOut: "S", Introduction: "I", CheckIn: "C"}
+
+
+def entry_label(entry: Entry) -> str:
+    return f"{_LETTER[type(entry)]}{entry.ref}"
+
+
+def made_by_message(session: Session, message_id: int) -> tuple[list[Entry], list[ItemNote]]:
+    """The entries a chat message made, and the notes it recorded (an agenda item's first notes
+    carry its message too)."""
+    found: list[Entry] = []
+    for model in (AgendaItem, ShoutOut, Introduction, CheckIn):
+        found.extend(session.scalars(select(model).where(model.message_id == message_id)))
+    notes = list(
+        session.scalars(
+            select(ItemNote).where(ItemNote.message_id == message_id).order_by(ItemNote.position)
+        )
+    )
+    return found, notes
+
+
+def follow_edit(
+    ctx: Context,
+    entry: Entry | None,
+    notes: list[ItemNote],
+    spec: Spec | None,
+    rest: str,
+    more: list[str],
+) -> str:
+    """The message that made ``entry`` (or recorded ``notes``) now reads ``spec rest / more``.
+
+    The entry is re-parsed with its command's own grammar and updated in place,
+    keeping its reference. A :class:`UserError` (nothing changed) says why an
+    edit that no longer parses was not followed. Returns the label of what changed.
+    """
+    if entry is not None:
+        label = entry_label(entry)
+        maker = next(name for name, model in _MADE_BY.items() if isinstance(entry, model))
+        _require_same_command(spec, maker, label)
+        assert spec is not None  # noqa: S101 - checked just above
+        args = spec.parse(rest, more)  # the command's own grammar and limits
+        if isinstance(entry, AgendaItem):
+            if args.get("topic") is None:
+                raise UserError(
+                    f"After your edit the message has no topic, so {label} stays as it was.",
+                    example="agenda 10m Release plans",
+                )
+            update_entry(ctx, entry, rest, whole=True)
+            _replace_own_notes(ctx, entry, _note_lines(more))
+        else:
+            text = "\n".join([rest, *more]).strip() if spec.more_lines == "text" else rest
+            update_entry(ctx, entry, text, whole=True)
+        return label
+    note = notes[0]
+    word = note.kind.value
+    _require_same_command(spec, word, f"your {word} under A{note.item.ref}")
+    assert spec is not None  # noqa: S101 - checked just above
+    args = spec.parse(rest, more)
+    ref: Ref | None = args.get("ref")
+    if ref is not None and (ref.kind != "A" or ref.number != note.item.ref):
+        raise UserError(
+            f"A {word} cannot move to another agenda item by an edit, so it stays under "
+            f"A{note.item.ref}. Delete the message and post the {word} again.",
+            show_usage=False,
+        )
+    text = clean(args.get("text") or "")
+    if not text:
+        raise UserError(f"What should the {word} say? It stays as it was.")
+    note.text = text
+    if note.kind is NoteKind.ACTION:
+        owner: Mention | None = args.get("owner")
+        note.owner = people.for_mention(ctx.session, owner, ctx.now) if owner else None
+    return f"the {word} under A{note.item.ref}"
+
+
+def _require_same_command(spec: Spec | None, word: str, what: str) -> None:
+    if spec is None or spec.name != word:
+        raise UserError(
+            f"Your message made {what}; after your edit it is no longer a `{word}` command, "
+            f"so {what} stays as it was. Delete the message to remove it.",
+            show_usage=False,
+        )
+
+
+def _replace_own_notes(ctx: Context, item: AgendaItem, texts: list[str]) -> None:
+    """The item's first notes (made by its message) become ``texts``, keeping their places."""
+    own = [n for n in item.notes if n.message_id is not None and n.message_id == ctx.message.id]
+    for note, text in zip(own, texts, strict=False):
+        note.text = text
+    for note in own[len(texts) :]:
+        item.notes.remove(note)
+    if len(texts) > len(own):
+        _add_notes(ctx, item, NoteKind.NOTE, texts[len(own) :])
+
+
+def follow_delete(session: Session, message_id: int) -> list[str]:
+    """The message that made entries was deleted: remove them. Returns what was removed."""
+    found, notes = made_by_message(session, message_id)
+    removed = []
+    for entry in found:
+        removed.append(entry_label(entry))
+        meeting = entry.meeting
+        session.delete(entry)
+        if isinstance(entry, AgendaItem):
+            if meeting.current_item_ref == entry.ref:
+                meeting.current_item_ref = None
+            _renumber([i for i in open_items(meeting) if i is not entry])
+    for note in notes:
+        if note.item in found:
+            continue  # went with its item
+        removed.append(f"the {note.kind.value} under A{note.item.ref}")
+        note.item.notes.remove(note)
+    return removed

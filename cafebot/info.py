@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from cafebot import meetings
 from cafebot.commands import REGISTRY, Outcome, command, help_for, help_overview
 from cafebot.context import Context
@@ -11,12 +9,7 @@ from cafebot.converters import MeetingDate, format_estimate
 from cafebot.entries import agenda_total, open_items
 from cafebot.errors import UserError
 from cafebot.models import Meeting
-from cafebot.text import inline, one_line
-
-
-def zulip_time(instant: dt.datetime) -> str:
-    """Zulip's global time syntax: every reader sees it in their own time zone."""
-    return f"<time:{instant.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}>"
+from cafebot.text import inline, one_line, zulip_time
 
 
 def _estimate(low: int | None, high: int | None) -> str:

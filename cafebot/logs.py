@@ -1,7 +1,8 @@
 """Logging set-up: plain lines for people, or one JSON object per line for collectors.
 
 The dispatcher logs one line per handled command with these extra fields:
-``command``, ``sender_id``, ``message_id``, ``outcome`` and ``ms``.
+``command``, ``sender_id``, ``message_id``, ``outcome`` and ``ms``; the scheduler
+one line per job with ``job``, ``outcome`` and ``ms``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import sys
 from typing import TextIO
 
-EXTRA_FIELDS = ("command", "sender_id", "message_id", "outcome", "ms")
+EXTRA_FIELDS = ("command", "job", "sender_id", "message_id", "outcome", "ms")
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,3 +43,5 @@ def setup_logging(level: str = "INFO", fmt: str = "plain", stream: TextIO | None
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Alembic narrates every start-up at INFO; `cafebot db upgrade` says what it did itself.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from dateutil.rrule import rrule, rrulestr
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cafebot.config import SeriesSettings
@@ -45,8 +47,15 @@ def status(meeting: Meeting, now: dt.datetime) -> Status:
 
 
 def _rule(series: SeriesSettings) -> rrule:
-    start = dt.datetime.combine(_ANCHOR, series.start)
-    rule = rrulestr(series.schedule, dtstart=start)
+    return _parsed_rule(series.schedule, series.start)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_rule(schedule: str, start: dt.time) -> rrule:
+    """The schedule's rule, parsed once. It keeps the occurrences it has computed
+    (``cache=True``, thread-safe in dateutil): every command asks where "now" falls,
+    and iterating from the anchor each time was most of a command's cost."""
+    rule = rrulestr(schedule, dtstart=dt.datetime.combine(_ANCHOR, start), cache=True)
     assert isinstance(rule, rrule)  # noqa: S101 - config.parse_rrule accepts single rules only
     return rule
 
@@ -77,8 +86,11 @@ def is_scheduled_date(series: SeriesSettings, date: dt.date) -> dt.datetime | No
     return None
 
 
+_SERIES_BY_KEY = select(Series).where(Series.key == bindparam("key"))
+
+
 def series_row(session: Session, series: SeriesSettings) -> Series:
-    row = session.scalar(select(Series).where(Series.key == series.key))
+    row = session.scalar(_SERIES_BY_KEY, {"key": series.key})
     if row is None:
         row = Series(key=series.key, name=series.name)
         session.add(row)
@@ -118,25 +130,44 @@ def by_date(
     return meeting
 
 
+# The queries every command runs, built once: on SQLite, building a statement like
+# these costs more than running it.
+_LIVE = Meeting.state == MeetingState.LIVE
+_CURRENT = (
+    select(Meeting)
+    .where(
+        Meeting.series_id == bindparam("series_id"),
+        _LIVE
+        | (
+            (Meeting.state == MeetingState.SCHEDULED)
+            & (Meeting.starts_at <= bindparam("now"))
+            & (Meeting.ends_at > bindparam("now"))
+        ),
+    )
+    .order_by(_LIVE.desc(), Meeting.starts_at.desc())
+    .limit(1)
+)
+_FROM_DATE = select(Meeting).where(
+    Meeting.series_id == bindparam("series_id"), Meeting.date >= bindparam("since")
+)
+_RECENT_UNPUBLISHED = (
+    select(Meeting)
+    .where(
+        Meeting.series_id == bindparam("series_id"),
+        Meeting.state.in_([MeetingState.SCHEDULED, MeetingState.LIVE, MeetingState.ENDED]),
+        (Meeting.starts_at <= bindparam("now")) | (Meeting.state != MeetingState.SCHEDULED),
+    )
+    .order_by(Meeting.starts_at.desc())
+    .limit(1)
+)
+
+
 def current(session: Session, row: Series, now: dt.datetime) -> Meeting | None:
-    """The meeting going on now (live, or within its scheduled hour), if any."""
-    live = session.scalar(
-        select(Meeting)
-        .where(Meeting.series_id == row.id, Meeting.state == MeetingState.LIVE)
-        .order_by(Meeting.starts_at.desc())
-    )
-    if live is not None:
-        return live
-    return session.scalar(
-        select(Meeting)
-        .where(
-            Meeting.series_id == row.id,
-            Meeting.state == MeetingState.SCHEDULED,
-            Meeting.starts_at <= now,
-            Meeting.ends_at > now,
-        )
-        .order_by(Meeting.starts_at.desc())
-    )
+    """The meeting going on now (live, or within its scheduled hour), if any.
+
+    A live meeting comes first; one query (it runs for every command).
+    """
+    return session.scalar(_CURRENT, {"series_id": row.id, "now": now})
 
 
 def following(session: Session, series: SeriesSettings, row: Series, after: dt.datetime) -> Meeting:
@@ -145,12 +176,7 @@ def following(session: Session, series: SeriesSettings, row: Series, after: dt.d
     Cancelled meetings are skipped; so are meetings already ended or published early.
     """
     since = after.astimezone(series.tz).date() - dt.timedelta(days=1)
-    rows = {
-        m.date: m
-        for m in session.scalars(
-            select(Meeting).where(Meeting.series_id == row.id, Meeting.date >= since)
-        )
-    }
+    rows = {m.date: m for m in session.scalars(_FROM_DATE, {"series_id": row.id, "since": since})}
     upcoming = sorted(
         (m for m in rows.values() if m.state is MeetingState.SCHEDULED and m.starts_at > after),
         key=lambda m: m.starts_at,
@@ -199,15 +225,7 @@ def target(session: Session, series: SeriesSettings, row: Series, now: dt.dateti
 
 def recent_unpublished(session: Session, row: Series, now: dt.datetime) -> Meeting | None:
     """The latest meeting that has begun and is not yet published (it may have ended)."""
-    return session.scalar(
-        select(Meeting)
-        .where(
-            Meeting.series_id == row.id,
-            Meeting.state.in_([MeetingState.SCHEDULED, MeetingState.LIVE, MeetingState.ENDED]),
-            (Meeting.starts_at <= now) | (Meeting.state != MeetingState.SCHEDULED),
-        )
-        .order_by(Meeting.starts_at.desc())
-    )
+    return session.scalar(_RECENT_UNPUBLISHED, {"series_id": row.id, "now": now})
 
 
 def last(session: Session, row: Series, now: dt.datetime) -> Meeting | None:
@@ -221,3 +239,48 @@ def last(session: Session, row: Series, now: dt.datetime) -> Meeting | None:
         )
         .order_by(Meeting.starts_at.desc())
     )
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A meeting on the calendar, stored or only scheduled."""
+
+    date: dt.date
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    cancelled: bool = False
+    added: bool = False
+    cancel_reason: str | None = None
+
+
+def upcoming(
+    session: Session, series: SeriesSettings, row: Series, after: dt.datetime, count: int
+) -> list[Slot]:
+    """The next ``count`` meetings ending after ``after`` (cancelled ones included), read-only."""
+    stored = {
+        m.date: m
+        for m in session.scalars(
+            select(Meeting).where(Meeting.series_id == row.id, Meeting.ends_at > after)
+        )
+    }
+    slots: dict[dt.date, Slot] = {}
+    for meeting in stored.values():
+        if meeting.state in (MeetingState.ENDED, MeetingState.PUBLISHED):
+            continue
+        slots[meeting.date] = Slot(
+            meeting.date,
+            meeting.starts_at,
+            meeting.ends_at,
+            cancelled=meeting.state is MeetingState.CANCELLED,
+            added=meeting.added,
+            cancel_reason=meeting.cancel_reason,
+        )
+    for local in occurrences(series, after - series.duration):
+        if len(slots) >= count and local.date() > max(slots):
+            break
+        if local.date() in slots or local.date() in stored:
+            continue
+        starts_at, ends_at = instants(series, local)
+        if ends_at > after:
+            slots[local.date()] = Slot(local.date(), starts_at, ends_at)
+    return [slots[d] for d in sorted(slots)][:count]

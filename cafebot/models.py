@@ -20,9 +20,17 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    UOWTransaction,
+    mapped_column,
+    relationship,
+)
 
 # Stable constraint names, so that migrations are the same on every backend.
 NAMING_CONVENTION = {
@@ -156,6 +164,16 @@ class Meeting(Base):
         order_by="(AgendaItem.position, AgendaItem.ref)",
         cascade="all, delete-orphan",
     )
+    # Archive (revision 0004): an imported meeting's source, and its free text (cafebot.archive).
+    archive: Mapped[ArchiveMeeting | None] = relationship(
+        back_populates="meeting", cascade="all, delete-orphan", passive_deletes=True
+    )
+    archive_blocks: Mapped[list[ArchiveBlock]] = relationship(
+        back_populates="meeting",
+        order_by="ArchiveBlock.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
 
 
 class Person(Base):
@@ -288,3 +306,207 @@ class ProcessedMessage(Base):
 
     message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     processed_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+
+# ---------------------------------------------------------------- lifecycle (revision 0003)
+
+
+class NoticeKind(enum.StrEnum):
+    REMINDER = "reminder"
+    CANCELLATION = "cancellation"
+
+
+class NoticeStatus(enum.StrEnum):
+    SENDING = "sending"  # claimed; a crash before "sent" means it is never sent twice
+    SENT = "sent"
+    SKIPPED = "skipped"  # overtaken by a later reminder while the bot was down
+
+
+class SentNotice(Base):
+    """A reminder or cancellation notice of a meeting: the record that makes it go out once."""
+
+    __tablename__ = "sent_notice"
+    __table_args__ = (UniqueConstraint("meeting_id", "kind", "offset_seconds"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    kind: Mapped[NoticeKind] = mapped_column(_enum(NoticeKind, "notice_kind"))
+    # How long before the start a reminder is due (0 for a cancellation notice).
+    offset_seconds: Mapped[int] = mapped_column()
+    status: Mapped[NoticeStatus] = mapped_column(_enum(NoticeStatus, "notice_status"))
+    due_at: Mapped[dt.datetime] = mapped_column(Instant)
+    sent_at: Mapped[dt.datetime] = mapped_column(Instant)
+    late: Mapped[bool] = mapped_column(default=False)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StepStatus(enum.StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+class PublishStep(Base):
+    """One step of publishing a meeting's notes (zulip, archive, git) and how it went."""
+
+    __tablename__ = "publish_step"
+    __table_args__ = (UniqueConstraint("meeting_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(16))
+    status: Mapped[StepStatus] = mapped_column(_enum(StepStatus, "step_status"))
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(Instant)
+    retry_at: Mapped[dt.datetime | None] = mapped_column(Instant)
+
+
+class PublishedPart(Base):
+    """A Zulip message holding part of a meeting's published notes (re-publishing edits it)."""
+
+    __tablename__ = "published_part"
+    __table_args__ = (UniqueConstraint("meeting_id", "part"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    part: Mapped[int] = mapped_column()
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    posted_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+
+# ---------------------------------------------------------------- Zulip transport (revision 0002)
+
+
+class ZulipCursor(Base):
+    """How far ``cafebot run`` has read a Zulip account: catch-up starts after this message."""
+
+    __tablename__ = "zulip_cursor"
+
+    # The server and the bot's user id ("https://chat.example.org#42"): another starts afresh.
+    account: Mapped[str] = mapped_column(String(300), primary_key=True)
+    last_message_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+
+class OutgoingState(enum.StrEnum):
+    PENDING = "pending"  # not yet confirmed by Zulip (a restart sends it, looking first)
+    SENT = "sent"
+    FAILED = "failed"  # refused by Zulip, or too old to send after a restart (logged)
+
+
+class OutgoingMessage(Base):
+    """A reply or post on its way to Zulip, kept until Zulip confirms it.
+
+    A post whose response was lost is looked for before it is posted again; the
+    Zulip ids of confirmed posts tell two posts of the same text apart.
+    """
+
+    __tablename__ = "outgoing_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(300))
+    # A stream post (stream and topic) or a direct message (the other participants: "11,12").
+    stream: Mapped[str | None] = mapped_column(String(200))
+    topic: Mapped[str | None] = mapped_column(String(200))
+    recipient_ids: Mapped[str | None] = mapped_column(String(1000))
+    content: Mapped[str] = mapped_column(Text)
+    # A message older than this post (the command it answers): a lost post is looked for after it.
+    after_message_id: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[OutgoingState] = mapped_column(
+        _enum(OutgoingState, "outgoing_state"), default=OutgoingState.PENDING, index=True
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    zulip_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Instant)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(Instant)
+
+
+# ---------------------------------------------------------------- archive (revision 0004)
+# Meetings read from the community's notes archive (cafebot.archive). An imported
+# meeting keeps its source, so that exporting it gives back what was read; the
+# free text that fits no record is kept as blocks where it stood, for the canonical
+# rendering once the bot changes the meeting (notes-format.md, fidelity rules 1-2).
+
+
+class ArchiveMeeting(Base):
+    """A meeting imported from an archive file."""
+
+    __tablename__ = "archive_meeting"
+
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meeting.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    # The meeting's part of the file, from its ``## date`` heading on; None once the bot
+    # has changed the meeting (it is rendered canonically from then on).
+    source: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of the normalised source: importing the same meeting again changes nothing.
+    digest: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+    meeting: Mapped[Meeting] = relationship(back_populates="archive")
+
+
+class ArchiveBlock(Base):
+    """Text of an imported meeting that is no record, kept verbatim where it stood.
+
+    ``section`` is the standard section it stood in (``top`` before the first one;
+    an invented section or a ``####`` subsection belongs to the section before it),
+    ``after_entries`` how many entries of that section came before it. A ``prompt``
+    is the section's italic template line, not content.
+    """
+
+    __tablename__ = "archive_block"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meeting.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column()
+    section: Mapped[str] = mapped_column(String(16))
+    after_entries: Mapped[int] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(16))  # "text" or "prompt"
+    text: Mapped[str] = mapped_column(Text)
+
+    meeting: Mapped[Meeting] = relationship(back_populates="archive_blocks")
+
+
+class ArchiveFile(Base):
+    """What an imported year's file had before its first meeting: the title, and any preamble."""
+
+    __tablename__ = "archive_file"
+    __table_args__ = (UniqueConstraint("series_id", "year"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    year: Mapped[int] = mapped_column()
+    title: Mapped[str | None] = mapped_column(String(300))  # the level-1 heading's text
+    head: Mapped[str] = mapped_column(Text)  # the lines before the first meeting, verbatim
+
+
+_CONTENT_MODELS = (CheckIn, Introduction, ShoutOut, AgendaItem, ItemNote)
+
+
+def _meeting_of(obj: object) -> Meeting | None:
+    if isinstance(obj, ItemNote):
+        return obj.item.meeting if obj.item is not None else None
+    if isinstance(obj, CheckIn | Introduction | ShoutOut | AgendaItem):
+        return obj.meeting
+    return None
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_changed_sources(session: Session, context: UOWTransaction, instances: object) -> None:
+    """An imported meeting whose entries or notes change is rendered canonically from then on.
+
+    Whatever command or job makes the change, its flush drops the stored source.
+    (The importer writes with bulk statements, which do not pass through here.)
+    """
+    changed = [*session.new, *session.deleted]
+    changed += [o for o in session.dirty if session.is_modified(o, include_collections=False)]
+    for obj in changed:
+        if not isinstance(obj, _CONTENT_MODELS):
+            continue
+        meeting = _meeting_of(obj)
+        archive = meeting.archive if meeting is not None else None
+        if archive is not None and archive.source is not None:
+            archive.source = None

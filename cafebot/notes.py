@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from cafebot.config import SeriesSettings
 from cafebot.converters import format_estimate
@@ -64,8 +64,18 @@ class Flavour(enum.StrEnum):
 
 
 def render(meeting: Meeting, flavour: Flavour, series: SeriesSettings | None = None) -> str:
-    """The notes of one meeting, as Markdown ending with a newline."""
-    return _Renderer(Flavour(flavour), series or SeriesSettings(key="cafe")).meeting(meeting)
+    """The notes of one meeting, as Markdown ending with a newline.
+
+    A meeting imported from the archive keeps its source until the bot changes it
+    (notes-format.md, fidelity rule 2): the archive flavour is that source then.
+    """
+    flavour = Flavour(flavour)
+    archive = meeting.archive
+    if flavour is Flavour.ARCHIVE and archive is not None and archive.source is not None:
+        source = archive.source
+        return source if source.endswith("\n") else source + "\n"
+    kept = _Kept.of(meeting)
+    return _Renderer(flavour, series or SeriesSettings(key="cafe"), kept).meeting(meeting)
 
 
 def render_archive_file(
@@ -79,11 +89,53 @@ def render_archive_file(
 
 # ---------------------------------------------------------------- rendering
 
+# An entry's lines, after the line (a shout-out's project) that starts a new group, if any.
+Entry = tuple[str | None, Block]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What an imported meeting kept besides its records (cafebot.archive).
+
+    Its free text, by section, with how many entries of the section stood before
+    each block; and its own prompts, which replace the series' (an imported section
+    without a prompt gets none).
+    """
+
+    imported: bool = False
+    prompts: Mapping[str, str] = field(default_factory=dict)
+    blocks: Mapping[str, Sequence[tuple[int, str]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, meeting: Meeting) -> _Kept:
+        if meeting.archive is None:
+            return _NOTHING_KEPT
+        prompts: dict[str, str] = {}
+        blocks: dict[str, list[tuple[int, str]]] = {}
+        for block in meeting.archive_blocks:
+            if block.kind == "prompt":
+                prompts.setdefault(block.section, block.text)
+            else:
+                blocks.setdefault(block.section, []).append((block.after_entries, block.text))
+        return cls(True, prompts, blocks)
+
+    def at(self, section: str, index: int, *, last: bool = False) -> list[str]:
+        """The blocks before entry ``index`` (``last``: after the final entry, all the rest)."""
+        return [
+            text
+            for after, text in self.blocks.get(section, ())
+            if after == index or (last and after > index)
+        ]
+
+
+_NOTHING_KEPT = _Kept()
+
 
 @dataclass(frozen=True)
 class _Renderer:
     flavour: Flavour
     series: SeriesSettings
+    kept: _Kept = _NOTHING_KEPT
 
     @property
     def zulip(self) -> bool:
@@ -91,8 +143,9 @@ class _Renderer:
 
     def meeting(self, meeting: Meeting) -> str:
         blocks: list[Block] = [[self.heading(meeting)]]
+        blocks += [self.free(text) for text in self.kept.at("top", 0, last=True)]
         blocks += self.checkins(meeting.checkins)
-        if meeting.introductions:
+        if meeting.introductions or self.kept.blocks.get("intro"):
             blocks += self.introductions(meeting.introductions)
         blocks += self.shoutouts(meeting.shoutouts)
         blocks += self.agenda(meeting.agenda_items)
@@ -109,20 +162,43 @@ class _Renderer:
 
     # -------------------------------------------------------- sections
 
-    def section(self, heading: str, prompt_key: str, entries: Block) -> list[Block]:
-        """A heading, its prompt, and its entries as one list (a bullet prompt joins the list)."""
+    def section(self, heading: str, key: str, entries: Sequence[Entry]) -> list[Block]:
+        """A heading, its prompt, and its entries as one list (a bullet prompt joins the list).
+
+        A line that starts a group (a shout-out's project) and the free text an
+        imported meeting kept in the section stand between the entries as blocks.
+        """
         blocks: list[Block] = [[heading]]
-        prompt, is_bullet = self.prompt(prompt_key)
-        if prompt and is_bullet:
-            entries = [prompt, *entries]
-        elif prompt:
+        prompt, is_bullet = self.prompt(key)
+        current: Block = [prompt] if prompt and is_bullet else []
+        if prompt and not is_bullet:
             blocks.append([prompt])
-        blocks.append(entries)
+        for index, (opener, lines) in enumerate(entries):
+            for text in self.kept.at(key, index):
+                blocks += [current, self.free(text)]
+                current = []
+            if opener is not None:
+                blocks += [current, [opener]]
+                current = []
+            current = current + lines
+        for text in self.kept.at(key, len(entries), last=True):
+            blocks += [current, self.free(text)]
+            current = []
+        blocks.append(current)
         return blocks
 
+    def free(self, text: str) -> Block:
+        """Free text an imported meeting kept: verbatim in the pad, in Zulip's dialect there."""
+        lines = text.split("\n")
+        return [_zulip_free_line(line) for line in lines] if self.zulip else lines
+
     def prompt(self, key: str) -> tuple[str, bool]:
-        """The series' prompt for a section (trusted, but still kept to one safe line)."""
-        text = silence_mentions(one_line(self.series.prompt(key)))
+        """The section's prompt (trusted, but still kept to one safe line).
+
+        The series' prompt; for an imported meeting, the one it had (if any).
+        """
+        raw = self.kept.prompts.get(key, "") if self.kept.imported else self.series.prompt(key)
+        text = silence_mentions(one_line(raw))
         bullet = _BULLET_PROMPT_RE.match(text)
         if bullet:
             text = text[bullet.end() :]
@@ -135,7 +211,7 @@ class _Renderer:
         return (f"- {text}", True) if bullet else (text, False)
 
     def checkins(self, checkins: Iterable[CheckIn]) -> list[Block]:
-        lines: Block = []
+        entries: list[Entry] = []
         for checkin in sorted(checkins, key=lambda c: c.ref):
             handle = self.text(checkin.github or "").lstrip("@")
             fields = (
@@ -143,44 +219,43 @@ class _Renderer:
                 f"@{handle}" if handle else "",
                 self.text(checkin.affiliation or ""),
             )
-            lines.append(self.bullet(0, " / ".join(f for f in fields if f)))
-        return self.section(CHECKIN_HEADING, "checkin", lines)
+            entries.append((None, [self.bullet(0, " / ".join(f for f in fields if f))]))
+        return self.section(CHECKIN_HEADING, "checkin", entries)
 
     def introductions(self, introductions: Iterable[Introduction]) -> list[Block]:
-        lines: Block = []
+        entries: list[Entry] = []
         for intro in sorted(introductions, key=lambda i: i.ref):
             name = self.text(intro.person.display_name) if intro.person is not None else ""
             first, more = self.first_and_more(intro.text)
-            lines.append(self.bullet(0, f"{name}: {first}" if name and first else name or first))
+            lines = [self.bullet(0, f"{name}: {first}" if name and first else name or first)]
             lines += [self.bullet(1, line) for line in more]
-        return self.section(INTRO_HEADING, "intro", lines)
+            entries.append((None, lines))
+        return self.section(INTRO_HEADING, "intro", entries)
 
     def shoutouts(self, shoutouts: Iterable[ShoutOut]) -> list[Block]:
-        ungrouped: Block = []
-        groups: dict[str, tuple[str, Block]] = {}  # by case-folded project: (its line, bullets)
+        """Shout-outs without a project first, then each project's under its line."""
+        ungrouped: list[Entry] = []
+        groups: dict[str, list[Entry]] = {}  # by case-folded project
         for shout in sorted(shoutouts, key=lambda s: s.ref):
             first, more = self.first_and_more(shout.text)
             lines = [self.bullet(0, _words(self.tag(shout.author), first))]
             lines += [self.bullet(1, line) for line in more]
             project = self.text(shout.project or "")
             if not project:
-                ungrouped += lines
+                ungrouped.append((None, lines))
                 continue
-            key = project.casefold()
-            if key not in groups:
-                groups[key] = (self.paragraph(project), [])
-            groups[key][1].extend(lines)
-        blocks = self.section(SHOUTOUT_HEADING, "shoutout", ungrouped)
-        for line, bullets in groups.values():
-            blocks += [[line], bullets]
-        return blocks
+            group = groups.setdefault(project.casefold(), [])
+            group.append((self.paragraph(project) if not group else None, lines))
+        entries = ungrouped + [entry for group in groups.values() for entry in group]
+        return self.section(SHOUTOUT_HEADING, "shoutout", entries)
 
     def agenda(self, items: Iterable[AgendaItem]) -> list[Block]:
-        lines: Block = []
-        for item in sorted(items, key=lambda i: (i.position, i.ref)):
-            lines += self.agenda_item(item)
+        entries: list[Entry] = [
+            (None, self.agenda_item(item))
+            for item in sorted(items, key=lambda i: (i.position, i.ref))
+        ]
         heading = ZULIP_AGENDA_HEADING if self.zulip else AGENDA_HEADING
-        return self.section(heading, "agenda", lines)
+        return self.section(heading, "agenda", entries)
 
     # -------------------------------------------------------- entries
 
@@ -267,6 +342,24 @@ class _Renderer:
 
 def _words(*parts: str) -> str:
     return " ".join(p for p in parts if p)
+
+
+_CONTAINER_OPEN_RE = re.compile(r"^(\s*):{3,}\s*(\w+)\s*(.*)$")
+_CONTAINER_CLOSE_RE = re.compile(r"^(\s*):{3,}\s*$")
+_NAME_TAG_RE = re.compile(r"\[name=([^\]\n]*)\]")
+
+
+def _zulip_free_line(line: str) -> str:
+    """A line of the pad's free text in Zulip's dialect: its blocks, author tags and emoji."""
+    if m := _CONTAINER_OPEN_RE.match(line):
+        indent, kind, title = m.groups()
+        if kind.lower() == "spoiler":
+            return f"{indent}```spoiler {title}".rstrip()
+        return f"{indent}```quote"
+    if m := _CONTAINER_CLOSE_RE.match(line):
+        return f"{m.group(1)}```"
+    line = _NAME_TAG_RE.sub(lambda m: strong(m.group(1)), line)
+    return line.replace(":clock2:", ":time:")
 
 
 # ---------------------------------------------------------------- splitting for Zulip

@@ -20,6 +20,7 @@ The pieces, from the inside out:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 
@@ -200,3 +201,8 @@ def escape_html(text: str) -> str:
             end = closing.search(text, m.end())
             pos = m.end() if end is None else end.end()
             out.append(text[start:pos])
+
+
+def zulip_time(instant: dt.datetime) -> str:
+    """Zulip's global time syntax: every reader sees the instant in their own time zone."""
+    return f"<time:{instant.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}>"

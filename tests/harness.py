@@ -7,7 +7,7 @@ too. Only the outside is faked: the chat server (the stub) and the clock.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ class Answer:
 
     reactions: list[str]
     replies: list[str]
+    sent: list[tuple[str, str, str]] = field(default_factory=list)  # (stream, topic, text)
 
     @property
     def text(self) -> str:
@@ -156,7 +157,12 @@ class Harness:
         self.handler.handle_message(raw, self.stub)
         reactions = [m["emoji_name"] for kind, m in self.stub.transcript if kind == "react"]
         replies = [m["content"] for kind, m in self.stub.transcript if kind == "send_reply"]
-        return Answer(reactions, replies)
+        sent = [
+            (m["to"], m["topic"], m["content"])
+            for kind, m in self.stub.transcript
+            if kind == "send_message"
+        ]
+        return Answer(reactions, replies, sent)
 
     def dm(self, content: str, user: User = ADA, **kwargs: Any) -> Answer:
         return self.send(content, user, stream=None, **kwargs)
@@ -185,3 +191,49 @@ __all__ = [
     "Harness",
     "replace",
 ]
+
+
+@dataclass
+class Posted:
+    stream: str
+    topic: str
+    text: str
+    id: int
+
+
+class RecordingChat:
+    """A fake chat server for the scheduler and publisher: it records what is posted.
+
+    ``edit_limit`` refuses edits (as Zulip's message-edit time limit does).
+    """
+
+    notes_flavour = "zulip"
+
+    def __init__(self, max_message_length: int = 10_000) -> None:
+        self.max_message_length = max_message_length
+        self.posted: list[Posted] = []
+        self.edits: list[tuple[int, str]] = []
+        self.replies: list[str] = []
+        self.refuse_edits = False
+        self._next_id = 5000
+
+    def send(self, stream: str, topic: str, text: str) -> int:
+        self._next_id += 1
+        self.posted.append(Posted(stream, topic, text, self._next_id))
+        return self._next_id
+
+    def edit(self, message_id: int, text: str) -> None:
+        from cafebot.chat import EditNotAllowed
+
+        if self.refuse_edits:
+            raise EditNotAllowed("The time limit for editing this message has passed")
+        self.edits.append((message_id, text))
+        for posted in self.posted:
+            if posted.id == message_id:
+                posted.text = text
+
+    def reply(self, message: object, text: str) -> None:
+        self.replies.append(text)
+
+    def react(self, message: object, emoji: str) -> None:
+        pass

@@ -78,7 +78,7 @@ def test_installed_wheel_upgrades_a_database(tmp_path: Path) -> None:
         cwd=elsewhere,
         env=env,
     )
-    assert "latest revision" in out
+    assert "Upgraded the database from revision none to" in out
 
     with sqlite3.connect(database) as connection:
         tables = {

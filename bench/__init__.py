@@ -1,0 +1,1 @@
+"""cafebot's benchmarks: ``python -m bench`` (see bench/run.py and bench/RESULTS.md)."""
