@@ -118,3 +118,37 @@ def test_killing_the_leader_loses_and_doubles_nothing(
     assert "this process leads" in leader_log.read_text()
     assert "this process leads" in follower_log.read_text()  # it took over
     assert org.bot.api_key not in leader_log.read_text() + follower_log.read_text()
+
+
+def test_on_sqlite_a_second_instance_refuses_and_the_first_is_healthy(
+    tmp_path: Path, fake: FakeZulip
+) -> None:
+    org = Org.create(fake)
+    config = tmp_path / "config.ini"
+    config.write_text(
+        f"[zulip]\nsite = {fake.url}\nemail = {org.bot.email}\n"
+        f"[database]\nurl = sqlite:///{tmp_path / 'cafe.db'}\n"
+        f"[health]\nheartbeat_file = {tmp_path / 'heartbeat'}\n"
+        "[series:cafe]\nstream = jupyterhub\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CAFEBOT_ZULIP_KEY": org.bot.api_key}
+
+    def cafebot(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cafebot", *args, "--config", str(config)],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+
+    assert cafebot("health").returncode == 1  # not running yet: no heartbeat
+    first, _ = start(config, org, "first")
+    try:
+        second = cafebot("run")
+        assert second.returncode == 1
+        assert "another cafebot is already running on this SQLite database" in second.stderr
+        org.fake.wait_for(lambda: cafebot("health").returncode == 0, 10, "a fresh heartbeat")
+        healthy = cafebot("health")
+        assert "events" in healthy.stdout and "scheduler" in healthy.stdout
+    finally:
+        first.terminate()
+        assert first.wait(15) == 0
