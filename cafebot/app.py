@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -373,12 +373,3 @@ class Bot:
             f"`use`. The series are: {known}.",
             example=f"{spec.name} @{settings.series[0].key} …",
         )
-
-
-def processed(session: Session, message_id: int) -> bool:
-    return (
-        session.scalar(
-            select(ProcessedMessage.message_id).where(ProcessedMessage.message_id == message_id)
-        )
-        is not None
-    )

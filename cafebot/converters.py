@@ -94,7 +94,6 @@ def format_estimate(low: int | None, high: int | None) -> str:
 
 
 _REF_RE = re.compile(r"^(?:(?P<date>\d{4}-\d{2}-\d{2})/)?(?P<kind>[ASIC])(?P<num>\d{1,6})$", re.I)
-REF_KINDS = {"A": "agenda item", "S": "shout-out", "I": "introduction", "C": "check-in"}
 
 
 @dataclass(frozen=True)

@@ -240,7 +240,7 @@ def open_items(meeting: Meeting) -> list[AgendaItem]:
     ]
 
 
-def _renumber(items: list[AgendaItem]) -> None:
+def renumber(items: list[AgendaItem]) -> None:
     for position, item in enumerate(items, start=1):
         item.position = position
 
@@ -396,14 +396,14 @@ def remove(ctx: Context, ref: Ref) -> Outcome:
     if isinstance(entry, AgendaItem):
         if meeting.current_item_ref == entry.ref:
             meeting.current_item_ref = None
-        _renumber([i for i in open_items(meeting) if i is not entry])
+        renumber([i for i in open_items(meeting) if i is not entry])
     return ACK
 
 
 # ---------------------------------------------------------------- order and deferral
 
 
-def _agenda_item(ctx: Context, ref: Ref) -> AgendaItem:
+def agenda_item_for(ctx: Context, ref: Ref) -> AgendaItem:
     if ref.kind != "A":
         raise UserError(f"{ref} is not an agenda item; agenda items are A1, A2 …")
     entry = ctx.find(ref)
@@ -414,14 +414,14 @@ def _agenda_item(ctx: Context, ref: Ref) -> AgendaItem:
 @command("move", who=Who.OWNER, examples=("move A3 1", "move A1 last"))
 def move(ctx: Context, ref: Ref, position: Position) -> Outcome:
     """Move an agenda item to a position in the agenda (1 is the top)."""
-    item = _agenda_item(ctx, ref)
+    item = agenda_item_for(ctx, ref)
     ctx.require_owner(item, "move")
     if item.moved_to is not None:
         raise UserError(f"{ref} has moved to the meeting of {item.moved_to}; move it there.")
     items = [i for i in open_items(item.meeting) if i is not item]
     index = min(position.value, len(items) + 1) - 1
     items.insert(index, item)
-    _renumber(items)
+    renumber(items)
     return ACK
 
 
@@ -430,7 +430,7 @@ def defer(ctx: Context, ref: Ref) -> Outcome:
     """Push an agenda item to the following meeting, with its estimate and notes."""
     from cafebot import meetings
 
-    item = _agenda_item(ctx, ref)
+    item = agenda_item_for(ctx, ref)
     ctx.require_owner(item, "defer")
     if item.moved_to is not None:
         raise UserError(f"{ref} has already moved to the meeting of {item.moved_to}.")
@@ -441,7 +441,7 @@ def defer(ctx: Context, ref: Ref) -> Outcome:
     item.moved_to = later.date
     if source.current_item_ref == item.ref:
         source.current_item_ref = None
-    _renumber(open_items(source))
+    renumber(open_items(source))
     return Outcome(
         reply=f"Moved {ref.label} to the meeting of {later.date.isoformat()} as A{copy.ref}.",
         reaction="check",
@@ -483,7 +483,7 @@ def carry(item: AgendaItem, meeting: Meeting, session: Session, now: dt.datetime
 
 def _note_target(ctx: Context, ref: Ref | None, word: str) -> AgendaItem:
     if ref is not None:
-        return _agenda_item(ctx, ref)
+        return agenda_item_for(ctx, ref)
     for meeting in ctx.working_meetings():
         if meeting.state is MeetingState.LIVE and meeting.current_item_ref is not None:
             entry = ctx.session.scalar(
@@ -654,7 +654,7 @@ def follow_delete(session: Session, message_id: int) -> list[str]:
         if isinstance(entry, AgendaItem):
             if meeting.current_item_ref == entry.ref:
                 meeting.current_item_ref = None
-            _renumber([i for i in open_items(meeting) if i is not entry])
+            renumber([i for i in open_items(meeting) if i is not entry])
     for note in notes:
         if note.item in found:
             continue  # went with its item

@@ -19,7 +19,7 @@ from cafebot.commands import Outcome, Who, command
 from cafebot.config import SeriesSettings
 from cafebot.context import Context
 from cafebot.converters import Keyword, MeetingDate, Ref, TimeOfDay, format_estimate
-from cafebot.entries import _agenda_item, _renumber, carry, next_ref, open_items
+from cafebot.entries import agenda_item_for, carry, next_ref, open_items, renumber
 from cafebot.errors import UserError
 from cafebot.models import (
     AgendaItem,
@@ -139,7 +139,7 @@ def move_entries(session: Session, source: Meeting, target: Meeting, now: dt.dat
         if item.carried_from is None:
             item.carried_from = source.date
         moved += 1
-    _renumber(open_items(target))
+    renumber(open_items(target))
     return moved
 
 
@@ -192,7 +192,7 @@ def start(ctx: Context) -> Outcome:
 def goto(ctx: Context, ref: Ref) -> Outcome:
     """Jump to an agenda item of the live meeting."""
     meeting = _live(ctx)
-    item = _agenda_item(ctx, ref)
+    item = agenda_item_for(ctx, ref)
     if item.meeting_id != meeting.id:
         raise UserError(f"{ref} is not on the agenda of the running meeting ({meeting.date}).")
     if item.moved_to is not None:
