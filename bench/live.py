@@ -30,12 +30,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
+from fakezulip import FakeZulip, Request
 
 from bench.common import ROOT, median, percentile, rss_kib
-from fakezulip import FakeZulip, Request, User
 
 STREAM = "cafe"
 TOPIC = "Collaboration Cafe"
@@ -83,7 +83,9 @@ class Site:
         self.log: Recorded = Recorded()
         self.fake.requests = self.log
         self.bot = self.fake.add_user("cafe", "cafe-bot@zulip.example.org", is_bot=True)
-        self.people = [self.fake.add_user(f"User {n}", f"user{n}@example.org") for n in range(users)]
+        self.people = [
+            self.fake.add_user(f"User {n}", f"user{n}@example.org") for n in range(users)
+        ]
         self.fake.add_stream(STREAM, subscribers=self.people)
         # The floor posts in a stream of its own: no event reaches the bot.
         self.floor_user = self.fake.add_user("Floor", "floor@example.org")
@@ -144,13 +146,21 @@ organizers = {self.people[0].email}
 class BotProcess:
     """``python -m cafebot run --config FILE``, its output in a file."""
 
-    def __init__(self, site: Site, name: str = "bot", argv: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        site: Site,
+        name: str = "bot",
+        argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.site = site
         self.output_path = site.workdir / f"{name}-{time.monotonic_ns()}.log"
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
             "CAFEBOT_ZULIP_KEY": site.bot.api_key,
+            **(env or {}),
         }
         command = argv or [sys.executable, "-m", "cafebot", "run", "--config", str(site.config)]
         with self.output_path.open("w") as out:
@@ -159,8 +169,11 @@ class BotProcess:
             )
 
     def wait_live(self, marker: str = "is live on Zulip", timeout: float = 60) -> BotProcess:
+        return self.wait_until(lambda: marker in self.output(), timeout)
+
+    def wait_until(self, check: Callable[[], Any], timeout: float = 60) -> BotProcess:
         deadline = time.monotonic() + timeout
-        while marker not in self.output():
+        while not check():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the bot did not start:\n{self.output()[-3000:]}")
             time.sleep(0.05)
@@ -201,6 +214,10 @@ class Command:
     answers: int = 1  # a first check-in is answered twice: a reaction and a welcome
 
 
+class Mentions(Protocol):
+    def mention(self, user: int) -> str: ...
+
+
 @dataclass
 class Workload:
     """The commands of a meeting's busy hour, from ``users`` people, round by round.
@@ -213,7 +230,7 @@ class Workload:
     would show as an error reply.
     """
 
-    site: Site
+    site: Mentions  # a Site, or anything that can write a mention of user number n
     users: int
     next_agenda_ref: int = 1
     rounds_done: int = 0
@@ -400,3 +417,87 @@ def command_path(workdir: Path, count: int, floor_count: int) -> dict[str, float
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: median([r[key] for r in runs]) for key in runs[0]}
+
+
+# ====================================================================== footprint
+
+
+def footprint(
+    workdir: Path, total: int, marks: tuple[int, ...], chunk: int = 1000
+) -> dict[str, float]:
+    """The bot's resident memory (VmRSS) after ``marks`` commands of the workload."""
+    site = Site(workdir)
+    bot = BotProcess(site).wait_live()
+    samples: dict[int, int] = {}
+    try:
+        work = Workload(site, len(site.people))
+        replay(site, work.warm_up())
+        done = 0
+        while done < total:
+            count = min(chunk, total - done, *(m - done for m in marks if m > done))
+            replay(site, work.take(count))
+            done += count
+            if done in marks:
+                time.sleep(0.5)  # whatever it does after the last answer
+                samples[done] = bot.rss_kib()
+    finally:
+        bot.stop()
+        site.close()
+    first, last = samples[marks[0]], samples[marks[-1]]
+    return {"rss_first": first, "rss_last": last, "growth": last / first - 1}
+
+
+# ====================================================================== an outage
+
+
+def outage(workdir: Path, seconds: float, commands: int = 10) -> dict[str, float]:
+    """The server cuts every connection for ``seconds``; commands are posted meanwhile.
+
+    How many requests the bot made during the outage, when its first request got
+    through after it, and when every command posted during it was answered.
+    """
+    site = Site(workdir)
+    bot = BotProcess(site).wait_live()
+    try:
+        work = Workload(site, len(site.people))
+        replay(site, work.warm_up())
+        start = len(site.log)
+        answers = Answers(site, start)
+        began = time.time()
+        site.fake.outage(seconds)
+        posted = [(site.post(c.user, c.text), c) for c in work.take(commands)]
+        ended = began + seconds
+        answered = answers.wait(posted, seconds + 300, poll=0.2)
+        during = [r for r in site.log[start:] if r.status == "outage"]
+        back = min(r.at for r in site.log[start:] if r.status != "outage" and r.at >= ended)
+    finally:
+        bot.stop()
+        site.close()
+    return {
+        "requests": len(during),
+        "resumed": back - ended,
+        "answered": answered - ended,
+    }
+
+
+# ====================================================================== start-up
+
+
+def help_time(runs: int) -> dict[str, float]:
+    """Wall time of ``cafebot --help`` (a whole process), and of a bare interpreter."""
+    script = Path(sys.executable).parent / "cafebot"
+    argv = (
+        [str(script), "--help"] if script.exists() else [sys.executable, "-m", "cafebot", "--help"]
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def timed(command: list[str]) -> float:
+        started = time.perf_counter()
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)  # noqa: S603
+        return time.perf_counter() - started
+
+    timed(argv)  # the first run reads the files from disk
+    return {
+        "help": median([timed(argv) for _ in range(runs)]),
+        "python": median([timed([sys.executable, "-c", "pass"]) for _ in range(runs)]),
+    }

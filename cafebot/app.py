@@ -88,7 +88,8 @@ class App:
         )
 
 
-# Control characters, and the bidirectional overrides that make text read other than it is.
+# Control characters, the bidirectional overrides that make text read other than it is,
+# and lone surrogates (which no database can store as text).
 _UNWANTED = {
     c: None
     for c in [
@@ -100,6 +101,7 @@ _UNWANTED = {
         *range(0x80, 0xA0),
         *range(0x202A, 0x202F),
         *range(0x2066, 0x206A),
+        *range(0xD800, 0xE000),
     ]
 }
 
@@ -107,7 +109,7 @@ _UNWANTED = {
 def split_command(text: str) -> tuple[str, str, list[str]]:
     """``"agenda 10m Topic\\nmore"`` -> ("agenda", "10m Topic", ["more"]).
 
-    Control characters and bidirectional overrides are dropped first.
+    Control characters, bidirectional overrides and lone surrogates are dropped first.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_UNWANTED)
     lines = text.strip().split("\n")

@@ -102,6 +102,14 @@ class Spec:
         args: dict[str, Any] = {}
         rest = text.strip()
         skipped: ConversionError | None = None  # why an optional value was not taken
+        if self.more_lines == "notes":
+            # Further lines become notes of their own: they keep to the same limit in all.
+            extra = sum(len(line) for line in more)
+            if extra > MAX_TEXT:
+                raise UserError(
+                    f"The lines after the first are {extra:,} characters long; the limit "
+                    f"is {MAX_TEXT:,}. Please shorten them (`note` adds more later)."
+                )
         for param in self.params:
             if param.converter is None:
                 value = rest.strip()

@@ -26,6 +26,11 @@ class InvalidValue(ConversionError):
     """
 
 
+def _shown(word: str, limit: int = 40) -> str:
+    """A word as an error message quotes it: cut short (a reply must stay short)."""
+    return word if len(word) <= limit else word[: limit - 1] + "…"
+
+
 def _split_word(text: str) -> tuple[str, str]:
     parts = text.split(None, 1)
     if not parts:
@@ -56,14 +61,14 @@ class Estimate:
     def parse(cls, text: str) -> Self:
         value, rest = cls.consume(text)
         if rest.strip():
-            raise ConversionError(f"'{text}' is not a time estimate")
+            raise ConversionError(f"'{_shown(text)}' is not a time estimate")
         return value
 
     @classmethod
     def consume(cls, text: str) -> tuple[Self, str]:
         m = _ESTIMATE_RE.match(text)
         if not m:
-            raise ConversionError(f"'{_split_word(text)[0]}' is not a time estimate")
+            raise ConversionError(f"'{_shown(_split_word(text)[0])}' is not a time estimate")
         factor = 60 if m.group("unit").lower().startswith("h") else 1
         low = int(m.group("lo")) * factor
         high = int(m.group("hi")) * factor if m.group("hi") else None
@@ -113,7 +118,7 @@ class Ref:
         m = _REF_RE.match(word)
         if not m:
             raise ConversionError(
-                f"'{word}' is not a reference: use A1 (agenda), S1 (shout-out), "
+                f"'{_shown(word)}' is not a reference: use A1 (agenda), S1 (shout-out), "
                 "I1 (introduction) or C1 (check-in), as shown by `list`"
             )
         date = None
@@ -148,7 +153,9 @@ class MeetingDate:
         if word.lower() in {"last", "next"}:
             return cls(relative=word.lower()), rest
         if not re.match(r"^\d{4}-\d{2}-\d{2}$", word):
-            raise ConversionError(f"'{word}' is not a date: write it as 2031-06-17, last or next")
+            raise ConversionError(
+                f"'{_shown(word)}' is not a date: write it as 2031-06-17, last or next"
+            )
         try:
             return cls(date=dt.date.fromisoformat(word)), rest
         except ValueError as exc:
@@ -172,7 +179,7 @@ class Position:
         if word.lower() in {"last", "bottom", "end"}:
             return cls(10**6), rest
         if not word.isdigit() or int(word) < 1:
-            raise ConversionError(f"'{word}' is not a position: give 1 for the top, 2, 3 …")
+            raise ConversionError(f"'{_shown(word)}' is not a position: give 1 for the top, 2, 3 …")
         return cls(int(word)), rest
 
 
@@ -196,8 +203,10 @@ class Project:
         return cls(" ".join(m.group(1).split())), text[m.end() :].lstrip()
 
 
-# @**Full Name** or @**Full Name|42** (also the silent @_** forms).
-_MENTION_RE = re.compile(r"^@_?\*\*(?P<name>[^*|\n]+?)(?:\|(?P<id>\d+))?\*\*")
+# @**Full Name** or @**Full Name|42** (also the silent @_** forms). Zulip's full names
+# have at most 100 characters, and its user ids fit in a database's BIGINT.
+_MENTION_COLON_RE = re.compile(r"^\s*:(?=\s|$)")
+_MENTION_RE = re.compile(r"^@_?\*\*(?P<name>[^*|\n]{1,100}?)(?:\|(?P<id>\d{1,15}))?\*\*")
 
 
 @dataclass(frozen=True)
@@ -216,7 +225,9 @@ class Mention:
         if not m:
             raise ConversionError("name a person with a Zulip mention, like @**Ada Lovelace**")
         user_id = int(m.group("id")) if m.group("id") else None
-        return cls(m.group("name").strip(), user_id), text[m.end() :].lstrip(" :")
+        # "@**Ada**: write it" - a colon after the mention separates; ":tada:" is text.
+        rest = _MENTION_COLON_RE.sub("", text[m.end() :]).lstrip()
+        return cls(m.group("name").strip(), user_id), rest
 
 
 _SERIES_RE = re.compile(r"^@(?P<key>[a-z0-9][a-z0-9_-]{0,63})(?=\s|$)", re.I)
@@ -265,7 +276,7 @@ class TimeOfDay:
         word, rest = _split_word(text)
         m = _TIME_RE.match(word)
         if not m or (m.group("m") is None and m.group("ampm") is None):
-            raise ConversionError(f"'{word}' is not a time of day: write it as 16:00")
+            raise ConversionError(f"'{_shown(word)}' is not a time of day: write it as 16:00")
         hour, minute = int(m.group("h")), int(m.group("m") or 0)
         if m.group("ampm"):
             if not 1 <= hour <= 12:

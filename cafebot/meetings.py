@@ -132,19 +132,21 @@ def by_date(
 
 # The queries every command runs, built once: on SQLite, building a statement like
 # these costs more than running it.
-_LIVE = Meeting.state == MeetingState.LIVE
-_CURRENT = (
+_LIVE = (
+    select(Meeting)
+    .where(Meeting.series_id == bindparam("series_id"), Meeting.state == MeetingState.LIVE)
+    .order_by(Meeting.starts_at.desc())
+    .limit(1)
+)
+_SCHEDULED_NOW = (
     select(Meeting)
     .where(
         Meeting.series_id == bindparam("series_id"),
-        _LIVE
-        | (
-            (Meeting.state == MeetingState.SCHEDULED)
-            & (Meeting.starts_at <= bindparam("now"))
-            & (Meeting.ends_at > bindparam("now"))
-        ),
+        Meeting.state == MeetingState.SCHEDULED,
+        Meeting.starts_at <= bindparam("now"),
+        Meeting.ends_at > bindparam("now"),
     )
-    .order_by(_LIVE.desc(), Meeting.starts_at.desc())
+    .order_by(Meeting.starts_at.desc())
     .limit(1)
 )
 _FROM_DATE = select(Meeting).where(
@@ -163,11 +165,11 @@ _RECENT_UNPUBLISHED = (
 
 
 def current(session: Session, row: Series, now: dt.datetime) -> Meeting | None:
-    """The meeting going on now (live, or within its scheduled hour), if any.
-
-    A live meeting comes first; one query (it runs for every command).
-    """
-    return session.scalar(_CURRENT, {"series_id": row.id, "now": now})
+    """The meeting going on now (live, or within its scheduled hour), if any."""
+    live = session.scalar(_LIVE, {"series_id": row.id})
+    if live is not None:
+        return live
+    return session.scalar(_SCHEDULED_NOW, {"series_id": row.id, "now": now})
 
 
 def following(session: Session, series: SeriesSettings, row: Series, after: dt.datetime) -> Meeting:

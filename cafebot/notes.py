@@ -53,6 +53,8 @@ ZULIP_AGENDA_HEADING = "### Agenda :time:"  # Zulip has no :clock2:; :time: is i
 
 _BULLET_PROMPT_RE = re.compile(r"^[-*+]\s+")
 _UNDERSCORE_ITALIC_RE = re.compile(r"^_(\S(?:.*\S)?)_$")
+# A second check-in field that reads as a GitHub handle (the archive has handles without @).
+_HANDLE_LIKE_RE = re.compile(r"^@?[A-Za-z0-9-]+$")
 
 # A block is a run of lines with no blank line in it; blocks are joined by one blank line.
 Block = list[str]
@@ -214,12 +216,12 @@ class _Renderer:
         entries: list[Entry] = []
         for checkin in sorted(checkins, key=lambda c: c.ref):
             handle = self.text(checkin.github or "").lstrip("@")
-            fields = (
-                self.text(checkin.name),
-                f"@{handle}" if handle else "",
-                self.text(checkin.affiliation or ""),
-            )
-            entries.append((None, [self.bullet(0, " / ".join(f for f in fields if f))]))
+            affiliation = self.text(checkin.affiliation or "")
+            fields = [self.text(checkin.name), f"@{handle}" if handle else "", affiliation]
+            line = " / ".join(f for f in fields if f)
+            if not handle and _HANDLE_LIKE_RE.match(affiliation):
+                line = f"{fields[0]} / / {affiliation}"  # Google is no handle here
+            entries.append((None, [self.bullet(0, line)]))
         return self.section(CHECKIN_HEADING, "checkin", entries)
 
     def introductions(self, introductions: Iterable[Introduction]) -> list[Block]:

@@ -19,7 +19,6 @@ from cafebot.errors import UserError
 from cafebot.models import Base, CheckIn, Meeting, Person
 from cafebot.text import inline
 
-
 # Built once: every command looks up its sender.
 _BY_ZULIP_ID = select(Person).where(Person.zulip_user_id == bindparam("user_id"))
 
