@@ -45,9 +45,7 @@ def write_config(tmp_path: Path, org: Org, stream: str = "jupyterhub", extra: st
     return path
 
 
-def test_a_good_setup_passes_with_a_warning_for_the_subscription(
-    tmp_path: Path, org: Org
-) -> None:
+def test_a_good_setup_passes_with_a_warning_for_the_subscription(tmp_path: Path, org: Org) -> None:
     config = write_config(tmp_path, org)
     db.upgrade_database(db.make_engine(f"sqlite:///{tmp_path / 'cafe.db'}"))
     result = check(config, org.bot.api_key)
