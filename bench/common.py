@@ -7,16 +7,11 @@ import os
 import platform
 import sqlite3
 import statistics
-import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# cafebot from this checkout, and the tests' fake Zulip server (tests/fakezulip.py).
-for _path in (ROOT, ROOT / "tests"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+ROOT = Path(__file__).resolve().parent.parent  # (bench/__init__.py puts it on sys.path)
 
 PACKAGES = (
     "SQLAlchemy",

@@ -324,7 +324,12 @@ class Answers:
             while not self.has(expected) and time.monotonic() < deadline:
                 time.sleep(poll)
         if not self.has(expected):
-            raise RuntimeError(f"the bot did not answer {len(expected)} commands in {timeout} s")
+            unanswered = [c.text for i, c in expected if not c.reply and i not in self.reactions]
+            raise RuntimeError(
+                f"the bot did not answer {len(expected)} commands in {timeout} s: "
+                f"{len(self.replies)} replies; no reaction to {len(unanswered)}, like "
+                f"{unanswered[:3]}"
+            )
         reacted = [self.reactions[i].at for i, c in expected if not c.reply]
         return max([*reacted, *(r.at for r in self.replies)])
 

@@ -253,19 +253,15 @@ def scale(args: argparse.Namespace, report: Report, work: Path) -> None:
 
     count = 200 if args.quick else 500
     for label, url in _backends(args):
-        for index in (False, True):
-            seen = s.scale(work / f"scale-{label}-{index}", url, args.runs, count, index=index)
-            what = f"scale ({label}): p50 per command, 10 vs 10,000 meetings"
-            if index:
-                what += " — with an index on meeting (series_id, state), not in the schema"
-            report.add(
-                what,
-                f"{ms(seen['small_p50'])} vs {ms(seen['large_p50'])} = {ratio(seen['ratio'])} "
-                f"(p99 {ratio(seen['ratio_p99'])}); history written in "
-                f"{seen['fill_seconds']:.1f} s",
-                "" if index else "≤ 1.5x",
-                None if index else seen["ratio"] <= 1.5,
-            )
+        seen = s.scale(work / f"scale-{label}", url, args.runs, count)
+        report.add(
+            f"scale ({label}): p50 per command, 10 vs 10,000 meetings",
+            f"{ms(seen['small_p50'])} vs {ms(seen['large_p50'])} = {ratio(seen['ratio'])} "
+            f"(p99 {ratio(seen['ratio_p99'])}); history written in "
+            f"{seen['fill_seconds']:.1f} s",
+            "≤ 1.5x",
+            seen["ratio"] <= 1.5,
+        )
 
 
 def footprint(args: argparse.Namespace, report: Report, work: Path) -> None:

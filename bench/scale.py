@@ -54,9 +54,6 @@ SERIES = SeriesSettings(
 )
 USERS = [User(100 + n, f"User {n}", f"user{n}@example.org") for n in range(50)]
 FIRST_MESSAGE_ID = 10**7  # the workload's messages come after the history's
-# An index the schema lacks: "which meeting is live / not yet published" is answered by
-# reading every meeting of the series without it. Measured beside, not shipped.
-PROPOSED_INDEX = "ix_bench_meeting_series_id_state"
 
 
 @dataclass(frozen=True)
@@ -86,11 +83,8 @@ def _chunks(rows: list[dict[str, Any]], size: int = 5000) -> Iterator[list[dict[
         yield rows[start : start + size]
 
 
-def fill(engine: sa.Engine, size: Size, *, index: bool = False) -> None:
-    """Write ``size``'s history with bulk inserts (explicit ids; sequences moved on).
-
-    ``index``: also create :data:`PROPOSED_INDEX` (not in cafebot's migrations).
-    """
+def fill(engine: sa.Engine, size: Size) -> None:
+    """Write ``size``'s history with bulk inserts (explicit ids; sequences moved on)."""
     created = NOW - dt.timedelta(days=size.meetings + 1)
     people = []
     for n in range(size.people):
@@ -223,10 +217,6 @@ def fill(engine: sa.Engine, size: Size, *, index: bool = False) -> None:
             table = model.__table__
             for chunk in _chunks(rows):
                 connection.execute(sa.insert(table), chunk)
-        if index:
-            connection.exec_driver_sql(
-                f"CREATE INDEX {PROPOSED_INDEX} ON meeting (series_id, state)"
-            )
         if engine.dialect.name == "postgresql":
             for model, _ in tables:
                 if model is ProcessedMessage:
@@ -263,12 +253,12 @@ def database(postgres: str | None, workdir: Path, name: str) -> Iterator[str]:
 class Bench:
     """One database of a size, with the handler on it and the workload's state."""
 
-    def __init__(self, url: str, size: Size, *, index: bool = False) -> None:
+    def __init__(self, url: str, size: Size) -> None:
         engine = db.make_engine(url)
         try:
             db.upgrade_database(engine)
             started = time.perf_counter()
-            fill(engine, size, index=index)
+            fill(engine, size)
             self.fill_seconds = time.perf_counter() - started
         finally:
             engine.dispose()
@@ -292,17 +282,14 @@ class Bench:
         self.harness.close()
 
 
-def scale(
-    workdir: Path, postgres: str | None, runs: int, count: int, *, index: bool = False
-) -> dict[str, float]:
-    """Median over ``runs`` of the median per-command latency on each size, side by side
-    (``index``: with :data:`PROPOSED_INDEX` created by hand)."""
+def scale(workdir: Path, postgres: str | None, runs: int, count: int) -> dict[str, float]:
+    """Median over ``runs`` of the median per-command latency on each size, side by side."""
     with (
         database(postgres, workdir, "small") as small_url,
         database(postgres, workdir, "large") as large_url,
     ):
-        small = Bench(small_url, SMALL, index=index)
-        large = Bench(large_url, LARGE, index=index)
+        small = Bench(small_url, SMALL)
+        large = Bench(large_url, LARGE)
         try:
             p50s: dict[str, list[float]] = {"small": [], "large": []}
             p99s: dict[str, list[float]] = {"small": [], "large": []}

@@ -4,7 +4,7 @@ A backup holds every table of :data:`cafebot.models.Base.metadata` (in
 foreign-key order, so tables added later are included without a change here),
 read in one consistent snapshot, with the Alembic revision of the schema::
 
-    {"format": "cafebot-backup", "version": 1, "alembic_revision": "0004",
+    {"format": "cafebot-backup", "version": 1, "alembic_revision": "0005",
      "created_at": "2031-06-01T10:00:00+00:00", "cafebot_version": "0.1.0",
      "source_backend": "sqlite",
      "tables": {"series": {"columns": ["id", "key", "name"],

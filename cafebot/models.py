@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     MetaData,
     String,
     Text,
@@ -123,7 +124,12 @@ class Series(Base):
 
 class Meeting(Base):
     __tablename__ = "meeting"
-    __table_args__ = (UniqueConstraint("series_id", "date"),)
+    __table_args__ = (
+        UniqueConstraint("series_id", "date"),
+        # Every command looks for its series' live, current or unpublished meeting: with
+        # years of history that must not scan the series' meetings (revision 0005).
+        Index("ix_meeting_series_id_state_starts_at", "series_id", "state", "starts_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Indexed by the unique (series_id, date) constraint.
