@@ -5,6 +5,13 @@ structure with a CommonMark parser; this module holds what it produces, the
 small regular expressions that read the fields of one entry (name / handle /
 affiliation, author tag, estimate, topic, decision), and :func:`normalise`,
 the comparison of notes-format.md's fidelity rule 2.
+
+An entry's fields are read from its Markdown source: first its structure (the
+author tag, the estimate, the one separator after them), then the text of each
+field with its backslash escapes undone as CommonMark reads them
+(:func:`cafebot.text.unescape`), so that text the renderer escaped (``\\<b>``,
+``\\# heading``) comes back as it was written. Text without a backslash, as in
+the community's own archive, is read exactly as it stands.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from dataclasses import dataclass, field
 
 from cafebot.converters import ConversionError, Estimate
 from cafebot.models import NoteKind
+from cafebot.text import unescape
 
 # The standard sections, and where text before the first of them belongs.
 TOP = "top"
@@ -196,7 +204,10 @@ _AT_HANDLE_RE = re.compile(r"^@([A-Za-z0-9-]{1,39}):\s*")  # how an intro of a h
 _NAME_COLON_RE = re.compile(r"^([^:\[\]()*_`<>/\\#|]{1,80}?)\s*:(?:\s+|$)")
 # One to five words, each starting with a letter: "Ada", "Joan Clarke", "Mary-Kate O'Neil".
 _NAME_RE = re.compile(r"^[^\W\d_][\w.'\u2019-]*(?: [^\W\d_][\w.'\u2019-]*){0,4}$")
-_SEPARATOR_RE = re.compile(r"^(?:[:\-\u2013\u2014]\s*)+")
+# The one separator between an entry's head (a name, a tag, an estimate) and its text:
+# a colon or a dash with white space after it. A colon with a word right after it
+# opens the text (an emoji shortcode, ":tada: launch"); so does a second separator.
+_SEPARATOR_RE = re.compile(r"^[:\-\u2013\u2014](?:\s+|$)")
 _NOTE_KIND_RE = re.compile(
     r"^\*\*(decisions?|decided|actions?|action items?|todo)\s*:?\*\*"
     r"\s*:?\s*(?:[-\u2013\u2014]\s*)?",
@@ -244,7 +255,7 @@ def parse_checkin_line(text: str) -> ParsedCheckin | None:
         affiliation = parts[2] or None
     if affiliation is not None and len(affiliation) > MAX_NAME:
         return None
-    return ParsedCheckin(name, github, affiliation)
+    return ParsedCheckin(unescape(name), github, _unescaped(affiliation))
 
 
 def _author(line: str, *, bold: bool, bold_then_estimate: bool = False) -> tuple[str | None, str]:
@@ -254,7 +265,7 @@ def _author(line: str, *, bold: bool, bold_then_estimate: bool = False) -> tuple
     estimate or a colon: ``**Ines** 10 mins: topic``, not ``**Release** today``.
     """
     if (m := _TAG_RE.match(line)) and m.group(1).strip() and len(m.group(1)) <= MAX_NAME:
-        return m.group(1).strip(), line[m.end() :]
+        return unescape(m.group(1).strip()), line[m.end() :]
     if bold and (m := _BOLD_RE.match(line)) and _is_name(m.group(1).strip()):
         rest = line[m.end() :]
         if bold_then_estimate and not (":" in m.group(0) or rest.startswith(":")):
@@ -266,12 +277,48 @@ def _author(line: str, *, bold: bool, bold_then_estimate: bool = False) -> tuple
     return None, line
 
 
+def _ends_with_colon(head: str) -> bool:
+    """Whether the head of an entry (``Name:``, ``**Name:**``, ``(10 min):``) ends with its
+    own separator colon: then the text starts right after it, whatever it starts with."""
+    return head.rstrip().removesuffix("**").rstrip().endswith(":")
+
+
+def _text_after(head: str, rest: str) -> str:
+    """The text after an entry's head: one separator, unless the head ended with its colon."""
+    rest = rest.strip()
+    return rest if _ends_with_colon(head) else _SEPARATOR_RE.sub("", rest, count=1)
+
+
+def opens_like_a_head(text: str) -> bool:
+    """Whether ``text``, right after an author tag, would be read as part of the entry's
+    head (an estimate, a separator) rather than as the start of its text.
+
+    The renderer asks, to write a separator of its own before such a topic.
+    """
+    if _SEPARATOR_RE.match(text):
+        return True
+    try:
+        Estimate.consume(text)
+    except ConversionError:
+        return False
+    return True
+
+
+def opens_like_a_note_kind(text: str) -> bool:
+    """Whether a nested bullet's text would be read as a decision or an action."""
+    return _NOTE_KIND_RE.match(text) is not None
+
+
 def _is_name(text: str) -> bool:
     return len(text) <= 80 and _NAME_RE.match(text) is not None
 
 
+def _unescaped(text: str | None) -> str | None:
+    return None if text is None else unescape(text)
+
+
 def _nested_text(nested: list[tuple[int, str]]) -> list[str]:
-    return [text for _, text in nested if text]
+    return [unescape(text) for _, text in nested if text]
 
 
 def parse_intro_line(first: str, nested: list[tuple[int, str]]) -> ParsedIntro | None:
@@ -286,8 +333,8 @@ def parse_intro_line(first: str, nested: list[tuple[int, str]]) -> ParsedIntro |
             name, rest = m.group(1).strip(), first[m.end() :]
         if name is None:
             return None
-    rest = _SEPARATOR_RE.sub("", rest.strip())
-    text = "\n".join([rest, *_nested_text(nested)]).strip("\n")
+    rest = _text_after(first[: len(first) - len(rest)], rest)
+    text = "\n".join([unescape(rest), *_nested_text(nested)]).strip("\n")
     return ParsedIntro(name, github, text)
 
 
@@ -295,23 +342,24 @@ def parse_shoutout_line(
     first: str, nested: list[tuple[int, str]], project: str | None
 ) -> ParsedShoutout:
     author, rest = _author(first, bold=False)
-    text = "\n".join([rest.strip(), *_nested_text(nested)]).strip("\n")
-    return ParsedShoutout(author, project, text)
+    text = "\n".join([unescape(rest.strip()), *_nested_text(nested)]).strip("\n")
+    return ParsedShoutout(author, _unescaped(project), text)
 
 
 def parse_agenda_line(first: str, nested: list[tuple[int, str]]) -> ParsedItem:
     """``[name=Who] (10 min): topic`` and its drifted forms, with the nested notes."""
     line, italic = _strip_italic(first)
-    proposer, line = _author(line, bold=True, bold_then_estimate=True)
+    proposer, rest = _author(line, bold=True, bold_then_estimate=True)
+    head, line = line[: len(line) - len(rest)], rest
     estimate = None
     try:
         value, rest = Estimate.consume(line)
     except ConversionError:
         pass
     else:
-        estimate, line = (value.low, value.high), rest
-    topic = _SEPARATOR_RE.sub("", line.strip()) if proposer or estimate else line.strip()
-    return ParsedItem(proposer, estimate, topic, _notes(nested), italic)
+        estimate, head, line = (value.low, value.high), line[: len(line) - len(rest)], rest
+    topic = _text_after(head, line) if proposer or estimate else line.strip()
+    return ParsedItem(proposer, estimate, unescape(topic), _notes(nested), italic)
 
 
 def _notes(nested: list[tuple[int, str]]) -> tuple[ParsedNote, ...]:
@@ -325,8 +373,8 @@ def _notes(nested: list[tuple[int, str]]) -> tuple[ParsedNote, ...]:
                 word = m.group(1).lower()
                 kind = NoteKind.DECISION if word.startswith("deci") else NoteKind.ACTION
                 text = text[m.end() :]
-            notes.append((kind, [text]))
+            notes.append((kind, [unescape(text)]))
         elif text:
-            notes[-1][1].append(text)
+            notes[-1][1].append(unescape(text))
     parsed = (ParsedNote(kind, "\n".join(lines).strip("\n")) for kind, lines in notes)
     return tuple(note for note in parsed if note.text)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cafebot.archive_records import opens_like_a_head, opens_like_a_note_kind
 from cafebot.config import SeriesSettings
 from cafebot.converters import format_estimate
 from cafebot.models import (
@@ -33,6 +34,7 @@ from cafebot.models import (
 from cafebot.text import (
     escape_html,
     escape_line_start,
+    escape_pad_line,
     fragment,
     mention_name_safe,
     name_tag_safe,
@@ -264,7 +266,16 @@ class _Renderer:
     def agenda_item(self, item: AgendaItem) -> Block:
         estimate = format_estimate(item.estimate_min, item.estimate_max)
         first, more = self.first_and_more(item.topic)
-        line = _words(self.tag(item.proposer), f"({estimate}):" if estimate else "", first)
+        tag = self.tag(item.proposer)
+        if estimate:
+            head = f"({estimate}):"
+        elif tag and opens_like_a_head(first):
+            # "[name=Ada] 10 min of fun" would read as a 10-minute estimate, and
+            # "[name=Ada] - x" as a separator: a separator of our own keeps the topic whole.
+            head = "-"
+        else:
+            head = ""
+        line = _words(tag, head, first)
         carried = f"(carried over from {item.carried_from})" if item.carried_from else ""
         moved = item.state in (ItemState.DEFERRED, ItemState.CARRIED_OVER) and item.moved_to
         if moved:
@@ -286,7 +297,9 @@ class _Renderer:
                 line = first
             if not line:
                 continue  # an empty note says nothing
-            out.append(self.bullet(1, line))
+            # A note of its own that opens like "**Decision**" must not read as a decision.
+            literal = note.kind is NoteKind.NOTE and opens_like_a_note_kind(line)
+            out.append(self.bullet(1, line, literal_start=literal))
             out += [self.bullet(2, extra) for extra in more]
         return out
 
@@ -301,20 +314,26 @@ class _Renderer:
         lines = text_lines(raw)
         return (lines[0], lines[1:]) if lines else ("", [])
 
-    def paragraph(self, content: str) -> str:
+    def paragraph(self, content: str, *, literal_start: bool = False) -> str:
         """A line of its own, made safe as a whole.
 
         HTML is escaped over the whole line, not piece by piece: a backtick in
         one piece could otherwise pair with one in the next and leave a tag
         that the piece's own scan took for code outside the code span.
-        """
-        if not self.zulip:
-            content = escape_html(content)
-        return escape_line_start(content, zulip=self.zulip)
 
-    def bullet(self, depth: int, content: str) -> str:
+        In the pad, the escaping is exact as well: the archive reader undoes
+        the backslash escapes (cafebot.text.unescape) and gets the text back,
+        a backslash the user wrote included (:func:`escape_pad_line`).
+        ``literal_start`` escapes the first character too (see there).
+        """
+        if self.zulip:
+            return escape_line_start(content, zulip=True)
+        return escape_pad_line(content, literal_start=literal_start)
+
+    def bullet(self, depth: int, content: str, *, literal_start: bool = False) -> str:
         # A bare "-" could underline the line above into a heading (Zulip's Markdown).
-        return f"{INDENT * depth}- {self.paragraph(content) or EMPTY}"
+        line = self.paragraph(content, literal_start=literal_start)
+        return f"{INDENT * depth}- {line or EMPTY}"
 
     def italic(self, text: str) -> str:
         if not text:

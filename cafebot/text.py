@@ -15,14 +15,20 @@ The pieces, from the inside out:
 - :func:`name_tag_safe`, :func:`strong` and :func:`mention_name_safe` fit a
   name into the pad's ``[name=...]`` tag, Zulip's ``**bold**`` and a
   ``@_**Name|id**`` mention;
-- :func:`escape_html` keeps raw HTML tags out of the pad's Markdown.
+- :func:`escape_html` keeps raw HTML tags out of the pad's Markdown;
+- :func:`escape_pad_line` does all of that for a line of the pad's archive, and
+  exactly: :func:`unescape`, the reading of CommonMark's backslash escapes that the
+  archive reader applies, gives the text back unchanged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import string
 import unicodedata
+
+from markdown_it.common.html_re import HTML_TAG_RE
 
 # Zulip's own patterns are ``@_?**name**`` (any text but ``*``, newlines included)
 # and ``@_?*group*``; a wildcard is ``all``, ``everyone``, ``stream``, ``channel`` or
@@ -56,6 +62,10 @@ _AUTOLINK_RE = re.compile(r"<(?:[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*|[^\s<>@\\]
 _ORDERED_RE = re.compile(r"^(\d+)([.)])(?=\s|$)")
 _HTML_TAG_START_RE = re.compile(r"<(?=[A-Za-z/!?])")
 _SPECIAL_RE = re.compile(r"\\|<|`+")
+# CommonMark's backslash escapes: a backslash before an ASCII punctuation character
+# stands for that character (the set markdown-it-py's escape rule uses); before
+# anything else it is a backslash.
+_ESCAPABLE = frozenset(string.punctuation)
 # Unicode line and paragraph separators end a line as much as "\n" does; the bidi
 # embedding, override and isolate controls go (an unbalanced one can make the rest
 # of a line display reversed). The plain direction marks (LRM, RLM, ALM) stay.
@@ -107,19 +117,26 @@ def escape_line_start(line: str, *, zulip: bool = False) -> str:
     so that Zulip shows no stray backslash.
     """
     stripped = line.lstrip()
-    if not stripped:
-        return stripped
-    if _BLOCK_START_RE.match(stripped):
-        return "\\" + stripped
-    if not zulip and _PAD_BLOCK_START_RE.match(stripped) and not _AUTOLINK_RE.match(stripped):
-        return "\\" + stripped
-    m = _ORDERED_RE.match(stripped)
+    at = _line_start_escape(stripped, zulip=zulip)
+    return stripped if at is None else f"{stripped[:at]}\\{stripped[at:]}"
+
+
+def _line_start_escape(line: str, *, zulip: bool) -> int | None:
+    """Where a backslash keeps ``line`` (without leading white space) from starting a
+    block: before the character at the index returned (ASCII punctuation), or nowhere."""
+    if not line:
+        return None
+    if _BLOCK_START_RE.match(line):
+        return 0
+    if not zulip and _PAD_BLOCK_START_RE.match(line) and not _AUTOLINK_RE.match(line):
+        return 0
+    m = _ORDERED_RE.match(line)
     if m:
-        return f"{m.group(1)}\\{m.group(2)}{stripped[m.end() :]}"
-    if zulip and stripped.startswith("/"):
+        return m.start(2)
+    if zulip and line.startswith("/"):
         # A message that starts with /me, /poll or /todo is a Zulip widget.
-        return "\\" + stripped
-    return stripped
+        return 0
+    return None
 
 
 def inline(text: str, *, zulip: bool = False) -> str:
@@ -201,6 +218,100 @@ def escape_html(text: str) -> str:
             end = closing.search(text, m.end())
             pos = m.end() if end is None else end.end()
             out.append(text[start:pos])
+
+
+def escape_pad_line(line: str, *, literal_start: bool = False) -> str:
+    """User text for a line of its own in the pad's archive: safe, and exact.
+
+    Safe as :func:`escape_html` and :func:`escape_line_start` make it (leading
+    white space goes, the line cannot start a block, no raw HTML tag). Exact:
+    :func:`unescape` of the result is the text. For that, a backslash that would
+    escape the character after it (any ASCII punctuation) is escaped itself, so
+    ``\\<b>`` stays ``\\<b>`` when read back instead of turning into ``<b>``. Code
+    spans and autolinks stay as they are: a backslash in them is no escape.
+
+    With ``literal_start`` the first character is escaped too if it can be (ASCII
+    punctuation): for text whose start the archive format would read as its own
+    syntax (a note that opens with ``**Decision**``).
+
+    The line is scanned left to right as CommonMark scans it, and the escape
+    at the line's start is part of that scan, so that escaping the first
+    backtick of a fence cannot make the rest of the line pair up differently.
+    """
+    text = line.lstrip()
+    at = _line_start_escape(text, zulip=False)
+    if literal_start and text[:1] in _ESCAPABLE:
+        at = 0
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        if pos == at:
+            out.append("\\" + char)
+            pos += 1
+        elif char == "\\":
+            # A backslash before punctuation is written as an escaped backslash; the
+            # punctuation after it is then read on its own, so it is scanned on its own.
+            escapes = pos + 1 < len(text) and text[pos + 1] in _ESCAPABLE
+            out.append("\\\\" if escapes else "\\")
+            pos += 1
+        elif char == "<":
+            link = _AUTOLINK_RE.match(text, pos)
+            if link:
+                out.append(link.group())
+                pos = link.end()
+            else:
+                out.append("\\<" if _HTML_TAG_START_RE.match(text, pos) else "<")
+                pos += 1
+        elif char == "`":
+            end = _code_span_end(text, pos)
+            out.append(text[pos:end])
+            pos = end
+        else:
+            out.append(char)
+            pos += 1
+    return "".join(out)
+
+
+def unescape(text: str) -> str:
+    """Markdown text with its backslash escapes read as CommonMark reads them.
+
+    A backslash before an ASCII punctuation character gives that character;
+    in code spans, autolinks and raw HTML a backslash is a backslash, and so is
+    one before anything else. Nothing else changes (emphasis, links, entities
+    and shortcodes stay as written). Text without a backslash is returned as
+    it is. The inverse of :func:`escape_pad_line`.
+    """
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\" and pos + 1 < len(text) and text[pos + 1] in _ESCAPABLE:
+            out.append(text[pos + 1])
+            pos += 2
+        elif char == "`":
+            end = _code_span_end(text, pos)
+            out.append(text[pos:end])
+            pos = end
+        elif char == "<" and (raw := _AUTOLINK_RE.match(text, pos) or HTML_TAG_RE.match(text, pos)):
+            out.append(raw.group())
+            pos = raw.end()
+        else:
+            out.append(char)
+            pos += 1
+    return "".join(out)
+
+
+def _code_span_end(text: str, start: int) -> int:
+    """Where the code span whose backtick string starts at ``start`` ends: after the
+    next backtick string of the same length, or (none) after its own backticks."""
+    end = start
+    while end < len(text) and text[end] == "`":
+        end += 1
+    closing = re.compile(rf"(?<!`){text[start:end]}(?!`)").search(text, end)
+    return end if closing is None else closing.end()
 
 
 def zulip_time(instant: dt.datetime) -> str:

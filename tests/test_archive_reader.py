@@ -229,6 +229,11 @@ def test_checkin_fields(line: str, expected: ParsedCheckin | None) -> None:
             "`mhamilton` — Flight software", None, "mhamilton", "Flight software", id="handle"
         ),
         pytest.param("[name=Ada] Engines", "Ada", None, "Engines", id="tag"),
+        pytest.param("[name=Ada] - Engines", "Ada", None, "Engines", id="tag-dash"),
+        # The colon after the name is the separator: the text starts right after it.
+        pytest.param("Grace: :wave: Compilers", "Grace", None, ":wave: Compilers", id="emoji"),
+        pytest.param("Grace: - a list", "Grace", None, "- a list", id="colon-then-dash"),
+        pytest.param("Grace: \\<b> is a tag", "Grace", None, "<b> is a tag", id="escaped"),
     ],
 )
 def test_introduction_forms(first: str, name: str | None, github: str | None, text: str) -> None:
@@ -268,6 +273,17 @@ def test_introduction_with_nested_bullets() -> None:
         pytest.param("[name=Kat] (15 min) - Orbits", "Kat", (15, None), "Orbits", id="dash"),
         pytest.param("[name=Tomasz] cut a release", "Tomasz", None, "cut a release", id="no-est"),
         pytest.param("[name=Grace]: Warnings", "Grace", None, "Warnings", id="tag-colon"),
+        # One separator, with white space after it: an emoji shortcode's colon is text.
+        pytest.param(
+            "[name=Ada] (5 min): :tada: Launch", "Ada", (5, None), ":tada: Launch", id="emoji"
+        ),
+        pytest.param("[name=Ada] :tada: Launch", "Ada", None, ":tada: Launch", id="emoji-bare"),
+        pytest.param("[name=Ada] (5 min): - dash", "Ada", (5, None), "- dash", id="colon-dash"),
+        pytest.param("[name=Ada] - - dash", "Ada", None, "- dash", id="dash-dash"),
+        pytest.param("[name=Ada] - 10 mins", "Ada", None, "10 mins", id="dash-estimate"),
+        pytest.param("**Ines:** - dash", "Ines", None, "- dash", id="bold-colon-dash"),
+        pytest.param("[name=Ada] \\<b> \\# x", "Ada", None, "<b> # x", id="escapes"),
+        pytest.param("\\[name=Eve] topic", None, None, "[name=Eve] topic", id="escaped-tag"),
         pytest.param(
             "10 mins Move the calendar", None, (10, None), "Move the calendar", id="no-tag"
         ),
@@ -310,6 +326,17 @@ def test_nested_notes_decisions_and_actions() -> None:
         ParsedNote(NoteKind.DECISION, "keep the third Tuesday"),
         ParsedNote(NoteKind.DECISION, "and the room"),
         ParsedNote(NoteKind.ACTION, "[name=Grace] book the room"),
+    )
+
+
+def test_escaped_notes_are_read_as_written() -> None:
+    item = parse_agenda_line(
+        "[name=Ada] (10 min): Year",
+        [(1, "\\**Decision** is a word"), (2, "\\# deeper"), (1, "**Decision** - \\<b>")],
+    )
+    assert item.notes == (
+        ParsedNote(NoteKind.NOTE, "**Decision** is a word\n# deeper"),
+        ParsedNote(NoteKind.DECISION, "<b>"),
     )
 
 
