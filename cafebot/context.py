@@ -55,6 +55,7 @@ class Context:
     notes_flavour: str = "zulip"
     more: list[str] = field(default_factory=list)
     _target: Meeting | None = field(default=None, init=False, repr=False)
+    _nearby: meetings.Nearby | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------ meetings
 
@@ -65,8 +66,18 @@ class Context:
         as `cancel`, asks :func:`cafebot.meetings.following` itself).
         """
         if self._target is None:
-            self._target = meetings.target(self.session, self.series, self.series_row, self.now)
+            self._target = meetings.target(
+                self.session, self.series, self.series_row, self.now, nearby=self.nearby()
+            )
         return self._target
+
+    def nearby(self) -> meetings.Nearby:
+        """The meetings around now, read once per command."""
+        if self._nearby is None:
+            self._nearby = meetings.Nearby.read(
+                self.session, self.series, self.series_row, self.now
+            )
+        return self._nearby
 
     def meeting_on(self, date: dt.date) -> Meeting:
         meeting = meetings.by_date(self.session, self.series, self.series_row, date)
@@ -85,7 +96,7 @@ class Context:
         people can finish its notes; then the meeting new entries go to.
         """
         found = []
-        recent = meetings.recent_unpublished(self.session, self.series_row, self.now)
+        recent = self.nearby().recent_unpublished()
         if recent is not None:
             found.append(recent)
         target = self.target_meeting()

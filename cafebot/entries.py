@@ -6,8 +6,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cafebot import people
 from cafebot.commands import ACK, Outcome, Spec, Who, command
@@ -23,6 +24,7 @@ from cafebot.models import (
     Meeting,
     MeetingState,
     NoteKind,
+    Person,
     ShoutOut,
 )
 from cafebot.text import clean, one_line
@@ -86,20 +88,36 @@ def parse_checkin(text: str | None) -> CheckinFields:
     return CheckinFields(name, github, affiliation)
 
 
+_COUNTERS = {
+    "A": "next_agenda_ref",
+    "S": "next_shoutout_ref",
+    "I": "next_intro_ref",
+    "C": "next_checkin_ref",
+}
+
+
 def next_ref(session: Session, meeting: Meeting, kind: str) -> int:
-    """The meeting's next reference of ``kind``; the row is locked so no two get the same."""
-    attr = {
-        "A": "next_agenda_ref",
-        "S": "next_shoutout_ref",
-        "I": "next_intro_ref",
-        "C": "next_checkin_ref",
-    }[kind]
-    if meeting.id is not None:
-        session.flush()  # so that the refresh cannot undo a change of this transaction
-        session.refresh(meeting, attribute_names=[attr], with_for_update=True)
-    value: int = getattr(meeting, attr) or 1
-    setattr(meeting, attr, value + 1)
-    return value
+    """The meeting's next reference of ``kind``; no two transactions get the same."""
+    attr = _COUNTERS[kind]
+    if meeting.id is None:  # not stored yet: nobody else can see it
+        value: int = getattr(meeting, attr) or 1
+        setattr(meeting, attr, value + 1)
+        return value
+    # One statement takes the number and moves the counter on, under the row's write
+    # lock on every backend; the object is told, without becoming a change to flush.
+    column = getattr(Meeting, attr)
+    moved: int = (
+        session.connection()
+        .execute(
+            update(Meeting)
+            .where(Meeting.id == meeting.id)
+            .values({attr: func.coalesce(column, 1) + 1})
+            .returning(column)
+        )
+        .scalar_one()
+    )
+    set_committed_value(meeting, attr, moved)
+    return moved - 1
 
 
 @command(
@@ -245,19 +263,36 @@ def renumber(items: list[AgendaItem]) -> None:
         item.position = position
 
 
-def _add_notes(ctx: Context, item: AgendaItem, kind: NoteKind, texts: list[str]) -> None:
-    start = max((n.position for n in item.notes), default=0)
+def _add_notes(
+    ctx: Context,
+    item: AgendaItem,
+    kind: NoteKind,
+    texts: list[str],
+    owner: Person | None = None,
+) -> None:
+    """Add notes after the item's last one (a stored item's notes are not read for it)."""
+    if not texts:
+        return
+    if item.id is None:
+        start = max((n.position for n in item.notes), default=0)
+    else:
+        start = ctx.session.scalar(_LAST_NOTE, {"item_id": item.id}) or 0
     for offset, text in enumerate(texts, start=1):
-        item.notes.append(
+        ctx.session.add(
             ItemNote(
+                item=item,
                 kind=kind,
                 text=text,
                 position=start + offset,
                 author=ctx.person,
+                owner=owner,
                 message_id=ctx.message.id,
                 created_at=ctx.now,
             )
         )
+
+
+_LAST_NOTE = select(func.max(ItemNote.position)).where(ItemNote.item_id == bindparam("item_id"))
 
 
 @command(
@@ -280,7 +315,8 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
             raise UserError("What is the topic? Put it after the estimate.")
         return Outcome(reply=listing(ctx, ctx.target_meeting()))
     meeting = ctx.target_meeting()
-    items = open_items(meeting)
+    # The agenda's end and length so far, without reading every item.
+    last, booked = ctx.session.execute(_AGENDA_SO_FAR, {"meeting_id": meeting.id}).one()
     item = AgendaItem(
         meeting=meeting,
         proposer=ctx.person,
@@ -288,13 +324,13 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
         topic=one_line(topic),
         estimate_min=estimate.low if estimate else None,
         estimate_max=estimate.high if estimate else None,
-        position=max((i.position for i in items), default=0) + 1,
+        position=(last or 0) + 1,
         message_id=ctx.message.id,
         created_at=ctx.now,
     )
     ctx.session.add(item)
     _add_notes(ctx, item, NoteKind.NOTE, _note_lines(ctx.more))
-    low, _ = agenda_total([*items, item])
+    low = (booked or 0) + (item.estimate_min or 0)
     slot = int(ctx.series.duration.total_seconds() // 60)
     if low > slot:
         return Outcome(
@@ -305,6 +341,12 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
             reaction="check",
         )
     return ACK
+
+
+# The open items' last position and their total low estimate (see agenda_total).
+_AGENDA_SO_FAR = select(
+    func.max(AgendaItem.position), func.coalesce(func.sum(AgendaItem.estimate_min), 0)
+).where(AgendaItem.meeting_id == bindparam("meeting_id"), AgendaItem.moved_to.is_(None))
 
 
 def agenda_total(items: list[AgendaItem]) -> tuple[int, int]:
@@ -393,10 +435,9 @@ def remove(ctx: Context, ref: Ref) -> Outcome:
     ctx.require_owner(entry, "remove")
     meeting = entry.meeting
     ctx.session.delete(entry)
-    if isinstance(entry, AgendaItem):
-        if meeting.current_item_ref == entry.ref:
-            meeting.current_item_ref = None
-        renumber([i for i in open_items(meeting) if i is not entry])
+    # An agenda item's neighbours keep their positions: only their order counts.
+    if isinstance(entry, AgendaItem) and meeting.current_item_ref == entry.ref:
+        meeting.current_item_ref = None
     return ACK
 
 
@@ -507,9 +548,8 @@ def _record(
     note_text = clean(text)
     if not note_text:
         raise UserError(f"What should the {kind.value} say?")
-    _add_notes(ctx, item, kind, [note_text])
-    if owner is not None:
-        item.notes[-1].owner = people.for_mention(ctx.session, owner, ctx.now)
+    who = people.for_mention(ctx.session, owner, ctx.now) if owner is not None else None
+    _add_notes(ctx, item, kind, [note_text], owner=who)
     if item.meeting.state is MeetingState.LIVE:
         item.reached = True
     return ACK
@@ -651,10 +691,8 @@ def follow_delete(session: Session, message_id: int) -> list[str]:
         removed.append(entry_label(entry))
         meeting = entry.meeting
         session.delete(entry)
-        if isinstance(entry, AgendaItem):
-            if meeting.current_item_ref == entry.ref:
-                meeting.current_item_ref = None
-            renumber([i for i in open_items(meeting) if i is not entry])
+        if isinstance(entry, AgendaItem) and meeting.current_item_ref == entry.ref:
+            meeting.current_item_ref = None
     for note in notes:
         if note.item in found:
             continue  # went with its item

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from dateutil.rrule import rrule, rrulestr
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select, union_all
 from sqlalchemy.orm import Session
 
 from cafebot.config import SeriesSettings
@@ -132,36 +132,107 @@ def by_date(
 
 # The queries every command runs, built once: on SQLite, building a statement like
 # these costs more than running it.
-_LIVE = (
-    select(Meeting)
-    .where(Meeting.series_id == bindparam("series_id"), Meeting.state == MeetingState.LIVE)
-    .order_by(Meeting.starts_at.desc())
-    .limit(1)
+_IS_LIVE = Meeting.state == MeetingState.LIVE
+_IS_SCHEDULED_NOW = (
+    (Meeting.state == MeetingState.SCHEDULED)
+    & (Meeting.starts_at <= bindparam("now"))
+    & (Meeting.ends_at > bindparam("now"))
 )
-_SCHEDULED_NOW = (
-    select(Meeting)
-    .where(
-        Meeting.series_id == bindparam("series_id"),
-        Meeting.state == MeetingState.SCHEDULED,
-        Meeting.starts_at <= bindparam("now"),
-        Meeting.ends_at > bindparam("now"),
+_IS_UNPUBLISHED_BEGUN = Meeting.state.in_(
+    [MeetingState.SCHEDULED, MeetingState.LIVE, MeetingState.ENDED]
+) & ((Meeting.starts_at <= bindparam("now")) | (Meeting.state != MeetingState.SCHEDULED))
+
+
+def _latest(condition: object) -> Select[Meeting]:
+    return (
+        select(Meeting)
+        .where(Meeting.series_id == bindparam("series_id"), condition)  # type: ignore[arg-type]
+        .order_by(Meeting.starts_at.desc())
+        .limit(1)
     )
-    .order_by(Meeting.starts_at.desc())
-    .limit(1)
-)
+
+
+def _latest_id(condition: object) -> Select[int]:
+    return select(_latest(condition).with_only_columns(Meeting.id).subquery().c.id)
+
+
+_LIVE = _latest(_IS_LIVE)
+_SCHEDULED_NOW = _latest(_IS_SCHEDULED_NOW)
+_RECENT_UNPUBLISHED = _latest(_IS_UNPUBLISHED_BEGUN)
 _FROM_DATE = select(Meeting).where(
     Meeting.series_id == bindparam("series_id"), Meeting.date >= bindparam("since")
 )
-_RECENT_UNPUBLISHED = (
-    select(Meeting)
-    .where(
-        Meeting.series_id == bindparam("series_id"),
-        Meeting.state.in_([MeetingState.SCHEDULED, MeetingState.LIVE, MeetingState.ENDED]),
-        (Meeting.starts_at <= bindparam("now")) | (Meeting.state != MeetingState.SCHEDULED),
+# All of the above in one statement (each part through an index): what a command
+# needs to know which meeting it addresses.
+_NEARBY = select(Meeting).where(
+    Meeting.id.in_(
+        union_all(
+            _latest_id(_IS_LIVE),
+            _latest_id(_IS_SCHEDULED_NOW),
+            _latest_id(_IS_UNPUBLISHED_BEGUN),
+            _FROM_DATE.with_only_columns(Meeting.id),
+        )
     )
-    .order_by(Meeting.starts_at.desc())
-    .limit(1)
 )
+
+
+def _since(series: SeriesSettings, after: dt.datetime) -> dt.date:
+    """The first date whose meeting may start after ``after`` (time zones considered)."""
+    return after.astimezone(series.tz).date() - dt.timedelta(days=1)
+
+
+def _newest(candidates: Iterable[Meeting]) -> Meeting | None:
+    return max(candidates, key=lambda m: m.starts_at, default=None)
+
+
+@dataclass
+class Nearby:
+    """The meetings around ``now`` that decide which meeting a command addresses, read
+    in one statement: the latest live one, the latest scheduled for this hour, the latest
+    unpublished one that has begun, and every meeting from the day before ``now`` on."""
+
+    now: dt.datetime
+    since: dt.date
+    meetings: list[Meeting]
+
+    @classmethod
+    def read(
+        cls, session: Session, series: SeriesSettings, row: Series, now: dt.datetime
+    ) -> Nearby:
+        since = _since(series, now)
+        found = session.scalars(_NEARBY, {"series_id": row.id, "now": now, "since": since})
+        return cls(now, since, list(found))
+
+    def current(self) -> Meeting | None:
+        """As :func:`current`."""
+        live = _newest(m for m in self.meetings if m.state is MeetingState.LIVE)
+        return live or _newest(
+            m
+            for m in self.meetings
+            if m.state is MeetingState.SCHEDULED and m.starts_at <= self.now < m.ends_at
+        )
+
+    def recent_unpublished(self) -> Meeting | None:
+        """As :func:`recent_unpublished` (``also``: meetings made since this was read)."""
+        return _newest(
+            m
+            for m in self.meetings
+            if m.state in (MeetingState.SCHEDULED, MeetingState.LIVE, MeetingState.ENDED)
+            and (m.starts_at <= self.now or m.state is not MeetingState.SCHEDULED)
+        )
+
+    def covers(self, date: dt.date) -> bool:
+        """Whether the meeting on ``date``, if any, is among those read."""
+        return date >= self.since
+
+    def on(self, date: dt.date) -> Meeting | None:
+        """The meeting on ``date`` among those read (see :meth:`covers`)."""
+        return next((m for m in self.meetings if m.date == date), None)
+
+    def add(self, meeting: Meeting) -> None:
+        """A meeting made (materialised) after this was read."""
+        if meeting not in self.meetings:
+            self.meetings.append(meeting)
 
 
 def current(session: Session, row: Series, now: dt.datetime) -> Meeting | None:
@@ -172,13 +243,25 @@ def current(session: Session, row: Series, now: dt.datetime) -> Meeting | None:
     return session.scalar(_SCHEDULED_NOW, {"series_id": row.id, "now": now})
 
 
-def following(session: Session, series: SeriesSettings, row: Series, after: dt.datetime) -> Meeting:
+def following(
+    session: Session,
+    series: SeriesSettings,
+    row: Series,
+    after: dt.datetime,
+    *,
+    nearby: Nearby | None = None,
+) -> Meeting:
     """The first meeting to start strictly after ``after`` (made from the schedule if need be).
 
     Cancelled meetings are skipped; so are meetings already ended or published early.
+    ``nearby``: the meetings read for ``after`` already.
     """
-    since = after.astimezone(series.tz).date() - dt.timedelta(days=1)
-    rows = {m.date: m for m in session.scalars(_FROM_DATE, {"series_id": row.id, "since": since})}
+    since = _since(series, after)
+    if nearby is not None and nearby.since <= since:
+        found = [m for m in nearby.meetings if m.date >= since]
+    else:
+        found = list(session.scalars(_FROM_DATE, {"series_id": row.id, "since": since}))
+    rows = {m.date: m for m in found}
     upcoming = sorted(
         (m for m in rows.values() if m.state is MeetingState.SCHEDULED and m.starts_at > after),
         key=lambda m: m.starts_at,
@@ -189,7 +272,7 @@ def following(session: Session, series: SeriesSettings, row: Series, after: dt.d
             return stored
         existing = rows.get(local.date())
         if existing is None:
-            return _materialise(session, series, row, local)
+            return _made(session, series, row, local, nearby)
         if existing.state is MeetingState.SCHEDULED and existing.starts_at > after:
             return existing
         if count > len(rows):  # every further date is taken: the rule cannot be exhausted
@@ -199,8 +282,26 @@ def following(session: Session, series: SeriesSettings, row: Series, after: dt.d
     raise LookupError(f"the schedule of {series.name} has no meeting after {after:%Y-%m-%d}")
 
 
+def _made(
+    session: Session,
+    series: SeriesSettings,
+    row: Series,
+    local: dt.datetime,
+    nearby: Nearby | None,
+) -> Meeting:
+    meeting = _materialise(session, series, row, local)
+    if nearby is not None:
+        nearby.add(meeting)
+    return meeting
+
+
 def scheduled_now(
-    session: Session, series: SeriesSettings, row: Series, now: dt.datetime
+    session: Session,
+    series: SeriesSettings,
+    row: Series,
+    now: dt.datetime,
+    *,
+    nearby: Nearby | None = None,
 ) -> Meeting | None:
     """The schedule's meeting whose hour contains ``now`` (made if need be), if any."""
     local_now = now.astimezone(series.tz).replace(tzinfo=None)
@@ -210,18 +311,33 @@ def scheduled_now(
     starts_at, ends_at = instants(series, local)
     if not starts_at <= now < ends_at:
         return None
-    meeting = by_date(session, series, row, local.date(), create=False)
+    if nearby is not None and nearby.covers(local.date()):
+        meeting = nearby.on(local.date())
+    else:
+        meeting = by_date(session, series, row, local.date(), create=False)
     if meeting is None:
-        return _materialise(session, series, row, local)
+        return _made(session, series, row, local, nearby)
     return meeting if status(meeting, now) is Status.CURRENT else None
 
 
-def target(session: Session, series: SeriesSettings, row: Series, now: dt.datetime) -> Meeting:
-    """The meeting that new entries go to: the current one, else the next."""
+def target(
+    session: Session,
+    series: SeriesSettings,
+    row: Series,
+    now: dt.datetime,
+    *,
+    nearby: Nearby | None = None,
+) -> Meeting:
+    """The meeting that new entries go to: the current one, else the next.
+
+    ``nearby``: the meetings read for ``now`` already (:meth:`Nearby.read`).
+    """
+    if nearby is None:
+        nearby = Nearby.read(session, series, row, now)
     return (
-        current(session, row, now)
-        or scheduled_now(session, series, row, now)
-        or following(session, series, row, now)
+        nearby.current()
+        or scheduled_now(session, series, row, now, nearby=nearby)
+        or following(session, series, row, now, nearby=nearby)
     )
 
 

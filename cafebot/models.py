@@ -171,8 +171,12 @@ class Meeting(Base):
         cascade="all, delete-orphan",
     )
     # Archive (revision 0004): an imported meeting's source, and its free text (cafebot.archive).
+    # Loaded with the meeting (a join): every flush that changes an entry asks for it.
     archive: Mapped[ArchiveMeeting | None] = relationship(
-        back_populates="meeting", cascade="all, delete-orphan", passive_deletes=True
+        back_populates="meeting",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="joined",
     )
     archive_blocks: Mapped[list[ArchiveBlock]] = relationship(
         back_populates="meeting",
@@ -277,8 +281,12 @@ class AgendaItem(_Entry, Base):
 
     meeting: Mapped[Meeting] = relationship(back_populates="agenda_items")
     proposer: Mapped[Person | None] = relationship()
+    # Deleting an item deletes its notes in the database (ON DELETE CASCADE), unread.
     notes: Mapped[list[ItemNote]] = relationship(
-        back_populates="item", order_by="ItemNote.position", cascade="all, delete-orphan"
+        back_populates="item",
+        order_by="ItemNote.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
 
 
@@ -507,12 +515,15 @@ def _forget_changed_sources(session: Session, context: UOWTransaction, instances
     Whatever command or job makes the change, its flush drops the stored source.
     (The importer writes with bulk statements, which do not pass through here.)
     """
-    changed = [*session.new, *session.deleted]
-    changed += [o for o in session.dirty if session.is_modified(o, include_collections=False)]
-    for obj in changed:
+    dirty = session.dirty
+    for obj in [*session.new, *session.deleted, *dirty]:
         if not isinstance(obj, _CONTENT_MODELS):
             continue
         meeting = _meeting_of(obj)
         archive = meeting.archive if meeting is not None else None
-        if archive is not None and archive.source is not None:
-            archive.source = None
+        if archive is None or archive.source is None:
+            continue  # the usual case: only an imported meeting has a source
+        # A dirty entry counts when a column of its own changed (not only a collection).
+        if obj in dirty and not session.is_modified(obj, include_collections=False):
+            continue
+        archive.source = None

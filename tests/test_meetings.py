@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
+import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from cafebot import meetings
@@ -89,3 +91,84 @@ def test_other_schedules() -> None:
     assert meetings.instants(weekly, firsts[0])[0] == at(2031, 6, 2, 10, 30)
     assert meetings.is_scheduled_date(CAFE, dt.date(2031, 6, 17)) is not None
     assert meetings.is_scheduled_date(CAFE, dt.date(2031, 6, 18)) is None
+
+
+def test_nearby_reads_in_one_statement_what_the_separate_queries_find(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Nearby (one statement per command) answers as the single queries do, at every
+    moment of a history with meetings in each state."""
+    with session_factory.begin() as session:
+        row = meetings.series_row(session, CAFE)
+        states = [
+            MeetingState.PUBLISHED,
+            MeetingState.ENDED,
+            MeetingState.SCHEDULED,  # never started: still unpublished
+            MeetingState.CANCELLED,
+            MeetingState.LIVE,
+            MeetingState.SCHEDULED,
+            MeetingState.SCHEDULED,
+        ]
+        for month, state in enumerate(states, start=1):
+            local = meetings.is_scheduled_date(CAFE, meetings_day(month))
+            assert local is not None
+            start, end = meetings.instants(CAFE, local)
+            session.add(
+                Meeting(series=row, date=local.date(), starts_at=start, ends_at=end, state=state)
+            )
+        session.flush()
+        moments = [
+            at(2031, month, day, hour)
+            for month in range(1, 9)
+            for day in (1, 21)
+            for hour in (0, 14)
+        ]
+        moments += [at(2031, 5, 20, 14, 30), at(2031, 6, 17, 14, 30)]  # within meetings
+        for now in moments:
+            nearby = meetings.Nearby.read(session, CAFE, row, now)
+            assert nearby.current() is meetings.current(session, row, now), now
+            assert nearby.recent_unpublished() is meetings.recent_unpublished(session, row, now), (
+                now
+            )
+            assert meetings.following(session, CAFE, row, now, nearby=nearby) is (
+                meetings.following(session, CAFE, row, now)
+            ), now
+
+
+def meetings_day(month: int) -> dt.date:
+    """The cafe's (third Tuesday) meeting date in ``month`` of 2031."""
+    first = dt.date(2031, month, 1)
+    return first + dt.timedelta(days=(1 - first.weekday()) % 7 + 14)
+
+
+def test_the_query_every_command_runs_searches_an_index(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """With years of history, finding the meetings near now must not read them all."""
+    with session_factory.begin() as session:
+        if session.get_bind().dialect.name != "sqlite":
+            pytest.skip("the plan is checked with SQLite's EXPLAIN QUERY PLAN")
+        row = meetings.series_row(session, CAFE)
+        seen: list[tuple[str, object]] = []
+
+        def capture(conn: object, cursor: object, sql: str, params: object, *_: object) -> None:
+            if "UNION ALL" in sql:
+                seen.append((sql, params))
+
+        engine = session.get_bind()
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            meetings.Nearby.read(session, CAFE, row, at(2031, 6, 1))
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+        ((sql, params),) = seen
+        plan = [
+            r[-1] for r in session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+        ]
+        reads = [step for step in plan if step.startswith(("SCAN", "SEARCH")) and "meeting" in step]
+        assert reads, plan
+        # Each read of meeting is narrowed beyond the series (by state, date or id): a
+        # read by series_id alone (or a SCAN) goes through the series' whole history.
+        assert not [
+            s for s in reads if s.startswith("SCAN meeting") or s.endswith("(series_id=?)")
+        ], plan
