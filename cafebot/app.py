@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cafebot import db, meetings, people
-from cafebot.chat import Chat, Message
+from cafebot.chat import Chat, Message, StagesReplies
 from cafebot.clock import Clock, SystemClock
 from cafebot.commands import REGISTRY, Outcome, Spec, Who, unknown_command, usage_text
 from cafebot.config import SeriesSettings, Settings
@@ -47,6 +47,8 @@ APOLOGY = (
     "Sorry, something went wrong on my side while handling that; nothing was changed. "
     "The error has been logged for the operators."
 )
+# The outcome of a message handled before (redelivered, or taken by another instance).
+DUPLICATE = Outcome()
 
 
 @dataclass
@@ -135,25 +137,23 @@ class Bot:
         result = "ok"
         try:
             if not word:
-                outcome = Outcome(
-                    reply="Hi! I run the meeting here. Say `help` to see what I can do, "
-                    "or `agenda 10m Your topic` to propose a topic."
+                outcome = self._answer_only(
+                    message,
+                    chat,
+                    "Hi! I run the meeting here. Say `help` to see what I can do, "
+                    "or `agenda 10m Your topic` to propose a topic.",
                 )
-                if not self._mark_processed(message):
-                    outcome, result = Outcome(), "duplicate"
             else:
                 outcome = self._run(message, word, rest, more, chat)
         except UserError as exc:
             result = "refused" if isinstance(exc, PermissionDenied) else "error"
-            outcome = Outcome(reply=self._error_text(word, exc))
-            if not self._mark_processed(message):
-                outcome, result = Outcome(), "duplicate"
+            outcome = self._answer_only(message, chat, self._error_text(word, exc))
         except Exception:
             result = "bug"
             log.exception("command %r failed (message %s)", word[:30], message.id)
-            outcome = Outcome(reply=APOLOGY)
-            if not self._mark_processed(message):
-                outcome, result = Outcome(), "duplicate"
+            outcome = self._answer_only(message, chat, APOLOGY)
+        if outcome is DUPLICATE:
+            result = "duplicate"
         if outcome.reaction:
             chat.react(message, outcome.reaction)
         if outcome.reply:
@@ -262,20 +262,42 @@ class Bot:
             text += "\n" + usage_text(spec)
         return text
 
-    def _mark_processed(self, message: Message) -> bool:
-        """Record a refused or failed command as handled, so a redelivery is not answered again.
+    def _answer_only(self, message: Message, chat: Chat, reply: str) -> Outcome:
+        """Record a message answered without a command's effect (refused, failed, a bare
+        mention) as handled, so that a redelivery is not answered again; the reply is
+        stored with that record where the chat keeps replies.
 
-        False when it was handled already (e.g. by another instance of the bot): then
-        this one stays silent.
+        :data:`DUPLICATE` when it was handled already (e.g. by another instance of the
+        bot): then this one stays silent.
         """
+        outcome = Outcome(reply=reply)
         if message.id is None:
-            return True
+            return outcome
         try:
             with self.app.unit_of_work() as session:
-                return self._claim(session, message.id)
+                if not self._claim(session, message.id):
+                    return DUPLICATE
+                return self._stage(session, message, chat, outcome)
         except Exception:
             log.exception("could not record message %s as processed", message.id)
-            return True
+            return outcome
+
+    @staticmethod
+    def _stage(session: Session, message: Message, chat: Chat, outcome: Outcome) -> Outcome:
+        """Where the chat keeps replies in the database, write the reply in the command's
+        own transaction (so a crash cannot keep one without the other); it is sent when
+        the transaction has committed, before the outcome's ``after`` work."""
+        if not outcome.reply or not isinstance(chat, StagesReplies):
+            return outcome
+        send = chat.stage_reply(session, message, silence_mentions(outcome.reply))
+        after = outcome.after
+
+        def then(app: App, chat: Chat) -> None:
+            send()
+            if after is not None:
+                after(app, chat)
+
+        return replace(outcome, reply=None, after=then)
 
     def _claim(self, session: Session, message_id: int) -> bool:
         """Record ``message_id`` as handled in this transaction; False if it already was.
@@ -309,7 +331,7 @@ class Bot:
         with self.app.unit_of_work() as session:
             if message.id is not None and not self._claim(session, message.id):
                 log.info("message %s was handled before; skipped", message.id)
-                return Outcome()
+                return DUPLICATE
             person = people.for_sender(session, message, now)
             series = self._series(session, message, person, series_key, spec)
             ctx = Context(
@@ -330,7 +352,7 @@ class Bot:
                     "Ask one of them (they are listed in the bot's configuration)."
                 )
             args = spec.parse(rest, more)
-            outcome = spec.func(ctx, **args)
+            outcome = self._stage(session, message, chat, spec.func(ctx, **args))
         return outcome
 
     def _series(

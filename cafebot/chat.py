@@ -5,9 +5,12 @@ Only the transports know Zulip's dict-shaped payloads; they build a Message once
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -79,3 +82,14 @@ class Chat(Protocol):
 
     def edit(self, message_id: int, text: str) -> None:
         """Replace the text of a message the bot sent; :class:`EditNotAllowed` if refused."""
+
+
+@runtime_checkable
+class StagesReplies(Protocol):
+    """A chat that keeps replies in the database until they are sent (``cafebot run``)."""
+
+    def stage_reply(self, session: Session, message: Message, text: str) -> Callable[[], None]:
+        """Write the reply in ``session``'s transaction, the command's own, so that the
+        command and its answer are stored together; the callable sends it, once that
+        transaction has committed."""
+        ...

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,6 +93,53 @@ def _setup_sqlite(engine: Engine, *, wal: bool) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    # Threads of this process take turns with the database: one waiting for another's
+    # transaction wakes as soon as it ends. (SQLite's own busy handler sleeps 1, 2, 5,
+    # 10 ms ... between tries, which made a command wait for the sender's bookkeeping.)
+    turns = _Turns(SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(
+        dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry, proxy: object
+    ) -> None:
+        record.info["cafebot_turn"] = turns.acquire()
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(
+        dbapi_connection: sqlite3.Connection | None, record: ConnectionPoolEntry
+    ) -> None:
+        if record.info.pop("cafebot_turn", False):
+            turns.release()
+
+
+class _Turns:
+    """A lock that one thread may take again while it holds it, that any thread may give
+    back, and that gives up waiting after ``timeout`` seconds (SQLite then decides)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> bool:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            if not self._cond.wait_for(lambda: self._owner is None, self.timeout):
+                return False
+            self._owner, self._depth = me, 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth <= 0:
+                self._owner, self._depth = None, 0
+                self._cond.notify()
 
 
 # ------------------------------------------------------------------- sessions

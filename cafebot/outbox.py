@@ -13,11 +13,13 @@ throttled, the acknowledgements waiting for one topic become one reply.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -37,10 +39,14 @@ from cafebot.pacing import (
 )
 from cafebot.text import silence_mentions
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger("cafebot.zulip")
 
 DEFAULT_MAX_MESSAGE_LENGTH = 10_000
 DEFAULT_MAX_TOPIC_LENGTH = 60
+MARKS_PER_COMMIT = 50  # how many sent posts are recorded in one transaction, at most
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,18 @@ class _Post:
     content: str
     after_id: int
     row_id: int | None = None
-    maybe_sent: bool = False
+    maybe_sent: bool = False  # it may have reached Zulip: look for it before posting
+    attempts: int = 0  # in this run
     future: Future[int] | None = None
+
+
+@dataclass(frozen=True)
+class _Mark:
+    row_id: int
+    state: OutgoingState
+    zulip_id: int | None
+    attempts: int
+    sent_at: dt.datetime | None
 
 
 @dataclass(eq=False)
@@ -126,6 +142,8 @@ class Outbox:
         self._out: collections.deque[_Outgoing] = collections.deque()
         self._out_lock = threading.Condition()
         self._claimed: set[int] = set()  # ids of posts confirmed without a row
+        self._busy = False  # an item is being sent
+        self._marks: list[_Mark] = []  # how posts went, not yet stored (the sender's)
         self._thread: threading.Thread | None = None
 
     def start(self, api: Api) -> None:
@@ -170,6 +188,23 @@ class Outbox:
         for post in self._store(target, split_message(text, self.max_message_length), after):
             self.enqueue(post)
 
+    def stage_reply(self, session: Session, message: Message, text: str) -> Callable[[], None]:
+        """Write a reply's rows in ``session``'s transaction; the callable queues it, once
+        that transaction has committed (see :class:`cafebot.chat.StagesReplies`)."""
+        target = Target.of(message, self.bot_id)
+        after = message.id if message.id is not None else self.latest_id
+        parts = split_message(text, self.max_message_length)
+        posts = [_Post(target, part, after) for part in parts if part.strip()]
+        rows = [self._row(target, post) for post in posts]
+        session.add_all(rows)
+
+        def send() -> None:
+            for post, row in zip(posts, rows, strict=True):
+                post.row_id = row.id
+                self.enqueue(post)
+
+        return send
+
     def post_and_wait(self, stream: str, topic: str, text: str) -> int:
         target = Target(stream=stream, topic=fit_topic(topic, self.max_topic_length))
         parts = split_message(text, self.max_message_length) or [text]
@@ -189,20 +224,7 @@ class Outbox:
         posts = [_Post(target, part, after) for part in parts if part.strip()]
         try:
             with self.app.unit_of_work() as session:
-                rows = [
-                    OutgoingMessage(
-                        account=self.account,
-                        stream=target.stream,
-                        topic=target.topic,
-                        recipient_ids=",".join(map(str, target.recipients)) or None,
-                        content=post.content,
-                        after_message_id=after,
-                        state=OutgoingState.PENDING,
-                        attempts=0,
-                        created_at=self.app.clock.now(),
-                    )
-                    for post in posts
-                ]
+                rows = [self._row(target, post) for post in posts]
                 session.add_all(rows)
                 session.flush()
                 for post, row in zip(posts, rows, strict=True):
@@ -210,6 +232,19 @@ class Outbox:
         except Exception:
             log.exception("could not store an outgoing message; sending it anyway")
         return posts
+
+    def _row(self, target: Target, post: _Post) -> OutgoingMessage:
+        return OutgoingMessage(
+            account=self.account,
+            stream=target.stream,
+            topic=target.topic,
+            recipient_ids=",".join(map(str, target.recipients)) or None,
+            content=post.content,
+            after_message_id=post.after_id,
+            state=OutgoingState.PENDING,
+            attempts=0,
+            created_at=self.app.clock.now(),
+        )
 
     def load_pending(self) -> None:
         """Posts a previous run did not see confirmed: send them (looking first if tried)."""
@@ -230,14 +265,24 @@ class Outbox:
                     continue
                 recipients = tuple(int(i) for i in (row.recipient_ids or "").split(",") if i)
                 target = Target(row.stream, row.topic, recipients)
+                # Whether the last run sent it before it stopped is not recorded (that
+                # would cost a commit before every post): it is looked for first.
                 self._out.append(
-                    _Post(target, row.content, row.after_message_id, row.id, row.attempts > 0)
+                    _Post(target, row.content, row.after_message_id, row.id, maybe_sent=True)
                 )
         if self._out:
             log.info("%d outgoing message(s) left by the last run will be sent", len(self._out))
 
     def _send_loop(self, api: Api) -> None:
+        try:
+            self._send_all(api)
+        finally:
+            self._store_marks()
+
+    def _send_all(self, api: Api) -> None:
         while True:
+            if not self._out:
+                self._store_marks()
             with self._out_lock:
                 while not self._out and not self.closing.stopped:
                     self._out_lock.wait(0.5)
@@ -246,6 +291,7 @@ class Outbox:
                 item = self._out.popleft()
                 if isinstance(item, _React) and self.limiter.delay() > 0:
                     item = self._combine(item)
+                self._busy = True
             try:
                 self._perform(api, item)
             except Stopped:
@@ -256,6 +302,15 @@ class Outbox:
                 log.exception("sending to Zulip failed")
                 if isinstance(item, _Post | _Edit) and item.future is not None:
                     item.future.set_exception(SendFailed(str(exc)))
+            finally:
+                with self._out_lock:
+                    self._busy = False
+                    self._out_lock.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until nothing is queued or being sent, for at most ``timeout`` seconds."""
+        with self._out_lock:
+            return self._out_lock.wait_for(lambda: not self._out and not self._busy, timeout)
 
     def _combine(self, first: _React) -> _Outgoing:
         """Throttled: pending acknowledgements in one topic become one reply (fewer requests)."""
@@ -313,7 +368,7 @@ class Outbox:
                         log.info("a post whose answer was lost had reached Zulip: not sent again")
                         self._sent(post, found)
                         return
-                self._attempt(post)
+                post.attempts += 1
                 result = api.call(
                     "POST",
                     "messages",
@@ -377,14 +432,6 @@ class Outbox:
                 is not None
             )
 
-    def _attempt(self, post: _Post) -> None:
-        if post.row_id is None:
-            return
-        with self.app.unit_of_work() as session:
-            row = session.get(OutgoingMessage, post.row_id)
-            if row is not None:
-                row.attempts += 1
-
     def _sent(self, post: _Post, zulip_id: int) -> None:
         self._claimed.add(zulip_id)
         self.latest_id = max(self.latest_id, zulip_id)
@@ -393,15 +440,39 @@ class Outbox:
             post.future.set_result(zulip_id)
 
     def _mark(self, post: _Post, state: OutgoingState, zulip_id: int | None) -> None:
+        """Record how a post went: with the next few, or when the queue runs empty.
+
+        Marks wait to share a transaction (each one of its own would hold up the
+        commands for a commit). One lost with a crash costs a look-up: a pending post
+        is looked for among the bot's messages before it is sent again.
+        """
         if post.row_id is None:
+            return
+        now = self.app.clock.now() if state is OutgoingState.SENT else None
+        self._marks.append(_Mark(post.row_id, state, zulip_id, post.attempts, now))
+        if len(self._marks) >= MARKS_PER_COMMIT:
+            self._store_marks()
+
+    def _store_marks(self) -> None:
+        marks, self._marks = self._marks, []
+        if not marks:
             return
         try:
             with self.app.unit_of_work() as session:
-                row = session.get(OutgoingMessage, post.row_id)
-                if row is not None:
-                    row.state = state
-                    row.zulip_message_id = zulip_id
-                    if state is OutgoingState.SENT:
-                        row.sent_at = self.app.clock.now()
+                rows = {
+                    row.id: row
+                    for row in session.scalars(
+                        select(OutgoingMessage).where(
+                            OutgoingMessage.id.in_([m.row_id for m in marks])
+                        )
+                    )
+                }
+                for mark in marks:
+                    row = rows.get(mark.row_id)
+                    if row is not None:
+                        row.state = mark.state
+                        row.attempts += mark.attempts
+                        row.zulip_message_id = mark.zulip_id
+                        row.sent_at = mark.sent_at
         except Exception:
-            log.exception("could not record a post as %s", state.value)
+            log.exception("could not record how %d post(s) went", len(marks))

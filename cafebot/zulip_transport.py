@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import zulip
@@ -56,7 +56,14 @@ from cafebot.pacing import (
     ZulipError,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger("cafebot.zulip")
+
+# After handling a poll's commands, the next poll waits up to this long for their answers
+# to be sent (a rate-limited backlog is not waited for).
+ANSWER_HEAD_START = 0.01
 
 CLIENT_NAME = "cafebot"
 EVENT_TYPES = ["message", "update_message", "delete_message"]
@@ -125,6 +132,9 @@ class ZulipChat:
 
     def reply(self, message: Message, text: str) -> None:
         self._bot.outbox.queue_reply(message, text)
+
+    def stage_reply(self, session: Session, message: Message, text: str) -> Callable[[], None]:
+        return self._bot.outbox.stage_reply(session, message, text)
 
     def react(self, message: Message, emoji: str) -> None:
         self._bot.outbox.enqueue(_React(message, emoji, Target.of(message, self._bot.bot_id)))
@@ -213,22 +223,27 @@ class ZulipBot:
                     item = self.inbox.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                if item.kind == "fatal":
-                    log.error("%s", item.data)
-                    return 1
-                if item.kind == "ready":
-                    # Everything up to here was queued before this marker, and is handled.
-                    self._handled_max = max(self._handled_max, int(item.data))
-                    self._save_anchor(force=True)
-                    if not self.ready.is_set():
-                        self.ready.set()
-                        log.info(
-                            "cafebot is live on Zulip as %s (user %s)", self.bot_name, self.bot_id
-                        )
-                        if on_ready is not None:
-                            stop_ready = on_ready(self.chat)
-                    continue
-                self._handle_inbound(item)
+                try:
+                    if item.kind == "fatal":
+                        log.error("%s", item.data)
+                        return 1
+                    if item.kind == "ready":
+                        # Everything up to here was queued before this marker, and is handled.
+                        self._handled_max = max(self._handled_max, int(item.data))
+                        self._save_anchor(force=True)
+                        if not self.ready.is_set():
+                            self.ready.set()
+                            log.info(
+                                "cafebot is live on Zulip as %s (user %s)",
+                                self.bot_name,
+                                self.bot_id,
+                            )
+                            if on_ready is not None:
+                                stop_ready = on_ready(self.chat)
+                        continue
+                    self._handle_inbound(item)
+                finally:
+                    self.inbox.task_done()
         except FatalError as exc:
             log.error("%s", exc)  # noqa: TRY400 - said plainly, no traceback
             return 1
@@ -459,6 +474,24 @@ class ZulipBot:
                 elif kind == "delete_message":
                     ids = event.get("message_ids") or [event.get("message_id")]
                     self.inbox.put(_Inbound("delete", [int(i) for i in ids if i is not None]))
+            self._wait_handled()
+
+    def _wait_handled(self) -> None:
+        """Until the main thread has handled what the poll brought, and the answers are
+        on their way (or a moment has passed): then the next poll.
+
+        Zulip keeps the events meanwhile, and the next poll takes them all at once. Not
+        preparing it while a command is handled and answered leaves the processor to
+        those (with one interpreter lock, the threads would take turns).
+        """
+        done = self.inbox.all_tasks_done
+        while not self.inbound_stop.stopped:
+            with done:
+                if not self.inbox.unfinished_tasks:
+                    break
+                done.wait(0.5)
+            self.heartbeat()
+        self.outbox.wait_idle(ANSWER_HEAD_START)
 
     def _register(self, api: Api) -> dict[str, Any]:
         reg = api.call(

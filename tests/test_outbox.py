@@ -1,0 +1,126 @@
+"""A command's reply is stored in the command's own transaction (``cafebot run``).
+
+The outbox writes a reply's row where the command writes its changes, and queues
+it only once that transaction has committed: a crash or a failed commit can keep
+neither, or both, never one without the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from cafebot.app import APOLOGY, App, Bot
+from cafebot.chat import Message, StagesReplies
+from cafebot.config import Settings
+from cafebot.models import CheckIn, OutgoingMessage, OutgoingState, ProcessedMessage
+from cafebot.outbox import Outbox
+from cafebot.pacing import RateLimiter, Tuning
+from tests.harness import ADA, CAFE, JUNE_1, FakeClock
+
+
+class StagingChat:
+    """The chat of ``cafebot run`` without its network: what it queues stays queued."""
+
+    notes_flavour = "zulip"
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.reactions: list[str] = []
+
+    def reply(self, message: Message, text: str) -> None:
+        self.outbox.queue_reply(message, text)
+
+    def stage_reply(self, session: Session, message: Message, text: str) -> Callable[[], None]:
+        return self.outbox.stage_reply(session, message, text)
+
+    def react(self, message: Message, emoji: str) -> None:
+        self.reactions.append(emoji)
+
+    def send(self, stream: str, topic: str, text: str) -> int | None:
+        raise AssertionError("not sent in these tests")
+
+    def edit(self, message_id: int, text: str) -> None:
+        raise AssertionError("not edited in these tests")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    app = App.create(
+        Settings(database_url=f"sqlite:///{tmp_path / 'cafe.db'}", series=(CAFE,)),
+        FakeClock(JUNE_1),
+    )
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def chat(app: App) -> StagingChat:
+    outbox = Outbox(app, RateLimiter(), Tuning())
+    outbox.account, outbox.bot_id = "test", 99
+    return StagingChat(outbox)
+
+
+def message(message_id: int, text: str) -> Message:
+    return Message(
+        id=message_id,
+        sender_id=ADA.id,
+        sender_name=ADA.name,
+        sender_email=ADA.email,
+        content=f"@**cafe** {text}",
+        stream=CAFE.stream,
+        topic="Collaboration Cafe",
+    )
+
+
+def outgoing(app: App) -> list[OutgoingMessage]:
+    with app.unit_of_work() as session:
+        return list(session.scalars(select(OutgoingMessage).order_by(OutgoingMessage.id)))
+
+
+def test_the_chat_of_cafebot_run_stages_replies(chat: StagingChat) -> None:
+    assert isinstance(chat, StagesReplies)
+
+
+def test_a_reply_is_written_with_its_command_and_queued_after_the_commit(
+    app: App, chat: StagingChat
+) -> None:
+    Bot(app).handle(message(1, "next"), "next", chat)
+    (row,) = outgoing(app)
+    assert row.state is OutgoingState.PENDING and row.after_message_id == 1
+    assert row.content.startswith("The next Collaboration Cafe is")
+    assert chat.outbox.pending == 1  # queued once committed, with its row's id
+    with app.unit_of_work() as session:
+        assert session.get(ProcessedMessage, 1) is not None
+
+
+def test_a_failed_commit_keeps_neither_the_command_nor_its_reply(
+    app: App, chat: StagingChat
+) -> None:
+    """The first transaction that holds a reply fails to commit: the check-in it
+    answers is not kept either (before, the check-in was kept and its reply lost)."""
+    failures = [RuntimeError("the disk is full")]
+
+    def fail_once(session: Session) -> None:
+        holds_reply = any(
+            isinstance(o, OutgoingMessage) for o in [*session.new, *session.identity_map.values()]
+        )
+        if holds_reply and failures:
+            raise failures.pop()
+
+    event.listen(app.sessions, "before_commit", fail_once)
+    text = "checkin Ada Lovelace / @ada / Engines"  # a first check-in is welcomed in a reply
+    Bot(app).handle(message(1, text), text, chat)
+    with app.unit_of_work() as session:
+        assert session.scalars(select(CheckIn)).all() == []
+        assert session.get(ProcessedMessage, 1) is not None
+    # The apology was stored with the record that the message was handled.
+    assert [r.content for r in outgoing(app)] == [APOLOGY]
+    Bot(app).handle(message(2, text), text, chat)  # said again: it takes effect, answered
+    with app.unit_of_work() as session:
+        assert len(session.scalars(select(CheckIn)).all()) == 1
+    assert len(outgoing(app)) == 2
