@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -17,6 +17,7 @@ from cafebot.converters import ConversionError, Estimate, Mention, Position, Pro
 from cafebot.errors import UserError
 from cafebot.models import (
     AgendaItem,
+    Base,
     CheckIn,
     Introduction,
     ItemNote,
@@ -88,6 +89,28 @@ def parse_checkin(text: str | None) -> CheckinFields:
     return CheckinFields(name, github, affiliation)
 
 
+def link(entry: Base, **parents: Base | None) -> None:
+    """Set a new entry's links to its meeting, item or people.
+
+    By id where the parent is stored and has not loaded its collection of such
+    entries: then the flush need not visit the parent (with a dozen relationships
+    on Meeting and Person, that visit cost as much as the rest of a command's
+    flush), and the collection, read later, has the entry. Otherwise through the
+    relationship, so that a loaded collection shows the entry at once.
+    """
+    relationships = inspect(type(entry)).relationships
+    for name, parent in parents.items():
+        relationship = relationships[name]
+        back = relationship.back_populates
+        if parent is None:
+            continue
+        if getattr(parent, "id", None) is None or (back and back in inspect(parent).dict):
+            setattr(entry, name, parent)
+        else:
+            ((column, _),) = relationship.local_remote_pairs
+            setattr(entry, str(column.key), parent.id)  # type: ignore[attr-defined]
+
+
 _COUNTERS = {
     "A": "next_agenda_ref",
     "S": "next_shoutout_ref",
@@ -153,13 +176,12 @@ def checkin(ctx: Context, fields: str | None) -> Outcome:
     )
     if entry is None:
         entry = CheckIn(
-            meeting=meeting,
-            person=person,
             ref=next_ref(ctx.session, meeting, "C"),
             message_id=ctx.message.id,
             created_at=ctx.now,
             name=name,
         )
+        link(entry, meeting=meeting, person=person)
         ctx.session.add(entry)
     entry.name, entry.github, entry.affiliation = name, github, affiliation
     if linked is not None:
@@ -205,13 +227,12 @@ def intro(ctx: Context, text: str) -> Outcome:
     )
     if entry is None:
         entry = Introduction(
-            meeting=meeting,
-            person=ctx.person,
             ref=next_ref(ctx.session, meeting, "I"),
             message_id=ctx.message.id,
             created_at=ctx.now,
             text="",
         )
+        link(entry, meeting=meeting, person=ctx.person)
         ctx.session.add(entry)
     entry.text = clean(text)
     return ACK
@@ -228,17 +249,15 @@ def intro(ctx: Context, text: str) -> Outcome:
 def shoutout(ctx: Context, project: Project | None, text: str) -> Outcome:
     """Celebrate something great, optionally grouped under a project in [brackets]."""
     meeting = ctx.target_meeting()
-    ctx.session.add(
-        ShoutOut(
-            meeting=meeting,
-            author=ctx.person,
-            ref=next_ref(ctx.session, meeting, "S"),
-            project=project.value if project else None,
-            text=clean(text),
-            message_id=ctx.message.id,
-            created_at=ctx.now,
-        )
+    shout = ShoutOut(
+        ref=next_ref(ctx.session, meeting, "S"),
+        project=project.value if project else None,
+        text=clean(text),
+        message_id=ctx.message.id,
+        created_at=ctx.now,
     )
+    link(shout, meeting=meeting, author=ctx.person)
+    ctx.session.add(shout)
     return ACK
 
 
@@ -278,18 +297,15 @@ def _add_notes(
     else:
         start = ctx.session.scalar(_LAST_NOTE, {"item_id": item.id}) or 0
     for offset, text in enumerate(texts, start=1):
-        ctx.session.add(
-            ItemNote(
-                item=item,
-                kind=kind,
-                text=text,
-                position=start + offset,
-                author=ctx.person,
-                owner=owner,
-                message_id=ctx.message.id,
-                created_at=ctx.now,
-            )
+        note = ItemNote(
+            kind=kind,
+            text=text,
+            position=start + offset,
+            message_id=ctx.message.id,
+            created_at=ctx.now,
         )
+        link(note, item=item, author=ctx.person, owner=owner)
+        ctx.session.add(note)
 
 
 _LAST_NOTE = select(func.max(ItemNote.position)).where(ItemNote.item_id == bindparam("item_id"))
@@ -318,8 +334,6 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     # The agenda's end and length so far, without reading every item.
     last, booked = ctx.session.execute(_AGENDA_SO_FAR, {"meeting_id": meeting.id}).one()
     item = AgendaItem(
-        meeting=meeting,
-        proposer=ctx.person,
         ref=next_ref(ctx.session, meeting, "A"),
         topic=one_line(topic),
         estimate_min=estimate.low if estimate else None,
@@ -328,6 +342,7 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
         message_id=ctx.message.id,
         created_at=ctx.now,
     )
+    link(item, meeting=meeting, proposer=ctx.person)
     ctx.session.add(item)
     _add_notes(ctx, item, NoteKind.NOTE, _note_lines(ctx.more))
     low = (booked or 0) + (item.estimate_min or 0)

@@ -500,10 +500,16 @@ class ArchiveFile(Base):
 _CONTENT_MODELS = (CheckIn, Introduction, ShoutOut, AgendaItem, ItemNote)
 
 
-def _meeting_of(obj: object) -> Meeting | None:
+def _meeting_of(session: Session, obj: object) -> Meeting | None:
+    """The meeting an entry or note belongs to (a new one may be linked by id only)."""
     if isinstance(obj, ItemNote):
-        return obj.item.meeting if obj.item is not None else None
+        item = obj.item
+        if item is None and obj.item_id is not None:
+            item = session.get(AgendaItem, obj.item_id)
+        return _meeting_of(session, item) if item is not None else None
     if isinstance(obj, CheckIn | Introduction | ShoutOut | AgendaItem):
+        if obj.meeting is None and obj.meeting_id is not None:
+            return session.get(Meeting, obj.meeting_id)
         return obj.meeting
     return None
 
@@ -519,7 +525,8 @@ def _forget_changed_sources(session: Session, context: UOWTransaction, instances
     for obj in [*session.new, *session.deleted, *dirty]:
         if not isinstance(obj, _CONTENT_MODELS):
             continue
-        meeting = _meeting_of(obj)
+        with session.no_autoflush:
+            meeting = _meeting_of(session, obj)
         archive = meeting.archive if meeting is not None else None
         if archive is None or archive.source is None:
             continue  # the usual case: only an imported meeting has a source

@@ -3,11 +3,15 @@
 One thread sends everything, in order, within the rate limit the server
 reports (:class:`~cafebot.pacing.RateLimiter`). Replies and posts are written
 to the ``outgoing_message`` table before they are sent, so a crash does not
-lose them; a post whose response was lost (a dropped connection, a timeout, a
-5xx) is looked for among the bot's own messages in that conversation before it
-is posted again, and the Zulip ids of confirmed posts tell two posts of the same
-text apart. Reactions are idempotent and simply retried. When the queue is
-throttled, the acknowledgements waiting for one topic become one reply.
+lose them: a command's reply in the command's own transaction
+(:meth:`Outbox.stage_reply`), so the two are kept together or not at all. A
+post whose response was lost (a dropped connection, a timeout, a 5xx), and any
+post an earlier run left pending, is looked for among the bot's own messages in
+that conversation before it is posted again; the Zulip ids of confirmed posts
+tell two posts of the same text apart. (Confirmations are stored a few to a
+transaction: one lost with a crash costs only that look-up.) Reactions are
+idempotent and simply retried; they are not kept across a crash. When the queue
+is throttled, the acknowledgements waiting for one topic become one reply.
 """
 
 from __future__ import annotations

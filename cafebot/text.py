@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import string
-import unicodedata
 
 from markdown_it.common.html_re import HTML_TAG_RE
 
@@ -75,6 +74,11 @@ _LINE_BREAKS = str.maketrans(
 )
 
 
+# Unicode's control characters (category Cc) but tab and newline, and the surrogates
+# (category Cs): what clean() drops.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def silence_mentions(text: str) -> str:
     """Turn every user, group and wildcard mention into its silent form."""
     text = _USER_MENTION_RE.sub(r"@_\1", text)
@@ -89,9 +93,7 @@ def clean(text: str) -> str:
     paragraph separators become newlines.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_LINE_BREAKS)
-    kept = "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
+    kept = _CONTROL_RE.sub("", text)
     return "\n".join(line.rstrip() for line in kept.split("\n")).strip("\n")
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import gc
 import logging
 import queue
 import signal
@@ -232,6 +233,9 @@ class ZulipBot:
                         self._handled_max = max(self._handled_max, int(item.data))
                         self._save_anchor(force=True)
                         if not self.ready.is_set():
+                            # What start-up made stays for good: the collector need not
+                            # walk it again on every full collection.
+                            gc.freeze()
                             self.ready.set()
                             log.info(
                                 "cafebot is live on Zulip as %s (user %s)",

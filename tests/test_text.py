@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given
@@ -335,3 +336,14 @@ def test_escaped_text_has_no_raw_html(text: str) -> None:
     line = escape_html(fragment(text))
     tokens = PAD.parseInline(line)[0].children or []
     assert "html_inline" not in [t.type for t in tokens]
+
+
+def test_clean_drops_exactly_the_control_characters_and_surrogates() -> None:
+    """Every code point: clean() keeps it unless Unicode calls it a control character
+    (category Cc; tab and the line ends stay) or a surrogate (Cs), or it is one of the
+    bidi embedding, override and isolate controls."""
+    bidi = {*range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+    for code in range(0x110000):
+        char = chr(code)
+        control = unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n\r"
+        assert (clean(f"a{char}b") == "ab") is (control or code in bidi), hex(code)
