@@ -345,9 +345,9 @@ def replay(site: Site, commands: list[Command], timeout: float = 600) -> float:
 # ====================================================================== the floor
 
 
-def floor(site: Site, count: int) -> dict[str, float]:
-    """One SQLite insert and commit (WAL, as cafebot sets it up) plus one POST with
-    ``requests`` to the same server, ``count`` times in a row."""
+def floor_times(site: Site, count: int) -> list[float]:
+    """The floor: one SQLite insert and commit (WAL, as cafebot sets it up) plus one POST
+    with ``requests`` to the same server, ``count`` times in a row; the seconds each took."""
     path = site.workdir / "floor.db"
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -370,48 +370,57 @@ def floor(site: Site, count: int) -> dict[str, float]:
     finally:
         connection.close()
         session.close()
-    total = sum(times)
-    return {
-        "per_second": count / total,
-        "p50": percentile(times, 0.5),
-        "p99": percentile(times, 0.99),
-    }
+    return times
 
 
 # ====================================================================== the command path
 
 
-def command_path(workdir: Path, count: int, floor_count: int) -> dict[str, float]:
-    """``count`` commands through a fresh ``cafebot run``; the floor measured alongside."""
+def command_path(workdir: Path, count: int, floor_count: int, slices: int = 4) -> dict[str, float]:
+    """``count`` commands through a fresh ``cafebot run``; the floor measured alongside.
+
+    The floor is taken in ``slices`` parts interleaved with the bot's measurements
+    (before and after the throughput run, and between parts of the latency run), so
+    that both see the same machine: on a shared machine its speed drifts within a run.
+    """
     site = Site(workdir)
     bot = BotProcess(site).wait_live()
+    base: list[float] = []
+    per_slice = max(1, floor_count // slices)
     try:
         work = Workload(site, len(site.people))
         replay(site, work.warm_up())
-        base = floor(site, floor_count)
 
-        # Throughput: everything at once.
+        # Throughput: everything at once, between two parts of the floor.
+        base += floor_times(site, per_slice // 2)
         commands = work.take(count)
         start = len(site.log)
         took = replay(site, commands)
         time.sleep(0.5)  # anything more the bot sends counts too
         calls = site.bot_calls(start)
         extra = len(calls) - sum(c.answers for c in commands)  # error replies, look-ups ...
+        floor_around = floor_times(site, per_slice - per_slice // 2)
+        base += floor_around
 
         # Latency: one at a time, from the event's delivery to the answer's arrival.
         latencies = []
-        for command in work.take(count):
-            answers = Answers(site, len(site.log))
-            message_id = site.post(command.user, command.text)
-            answered = answers.wait([(message_id, command)], 30)
-            latencies.append(answered - site.fake.delivered[message_id])
+        timed = work.take(count)
+        chunk = -(-len(timed) // (slices - 1)) if slices > 1 else len(timed)
+        for begin in range(0, len(timed), chunk):
+            for command in timed[begin : begin + chunk]:
+                answers = Answers(site, len(site.log))
+                message_id = site.post(command.user, command.text)
+                answered = answers.wait([(message_id, command)], 30)
+                latencies.append(answered - site.fake.delivered[message_id])
+            base += floor_times(site, per_slice)
     finally:
         bot.stop()
         site.close()
+    throughput_floor = floor_around + base[: per_slice // 2]
     return {
-        "floor_per_second": base["per_second"],
-        "floor_p50": base["p50"],
-        "floor_p99": base["p99"],
+        "floor_per_second": len(throughput_floor) / sum(throughput_floor),
+        "floor_p50": percentile(base, 0.5),
+        "floor_p99": percentile(base, 0.99),
         "per_second": count / took,
         "p50": percentile(latencies, 0.5),
         "p99": percentile(latencies, 0.99),

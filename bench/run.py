@@ -11,7 +11,8 @@ the same run. PostgreSQL figures need a server: ``--postgres URL``, else
 (each measurement makes a fresh database there and drops it); without one they
 are left out. What is measured, and the targets (issue 6):
 
-- floor: one SQLite insert and commit plus one POST with ``requests`` to the same server;
+- floor: one SQLite insert and commit plus one POST with ``requests`` to the same server,
+  taken in parts between the bot's measurements (so that both see the same machine);
 - command path: 2,000 commands from 50 users through ``cafebot run``: commands per
   second (all at once), p50/p99 latency (one at a time) from the event's delivery to
   the answer reaching the server, API calls per command; as ratios to the floor;
