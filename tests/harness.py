@@ -7,6 +7,7 @@ too. Only the outside is faked: the chat server (the stub) and the clock.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,15 @@ class Harness:
         notes_flavour: str = "zulip",
     ) -> None:
         self.clock = FakeClock(now)
+        # A series' notes go to a directory of this harness, never into the checkout
+        # (the default archive_dir, "notes", is relative to the working directory).
+        self._notes = tempfile.TemporaryDirectory(prefix="cafebot-notes-")
+        series = tuple(
+            s
+            if s.archive_dir.is_absolute()
+            else replace(s, archive_dir=Path(self._notes.name) / s.archive_dir)
+            for s in series
+        )
         self.settings = Settings(database_url=db_url, series=series)
         self.app = App.create(self.settings, self.clock)
         self.handler = CafeHandler(self.app, notes_flavour=notes_flavour)
@@ -108,6 +118,7 @@ class Harness:
 
     def close(self) -> None:
         self.app.close()
+        self._notes.cleanup()
 
     def message(
         self,
