@@ -213,7 +213,7 @@ class Nearby:
         )
 
     def recent_unpublished(self) -> Meeting | None:
-        """As :func:`recent_unpublished` (``also``: meetings made since this was read)."""
+        """As :func:`recent_unpublished` (meetings made since this was read count too)."""
         return _newest(
             m
             for m in self.meetings
