@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakezulip import FakeZulip, Org
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,3 +82,19 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 # ============================================================ end of database
+
+
+# ============================================================ Zulip
+#   fake  the fake Zulip server (tests/fakezulip.py) on 127.0.0.1, stopped afterwards
+#   org   an organisation on it: the bot, Ada, Bob, Olga (an organiser) and a stream
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeZulip]:
+    with FakeZulip(heartbeat=0.5) as server:
+        yield server
+
+
+@pytest.fixture
+def org(fake: FakeZulip) -> Org:
+    return Org.create(fake)

@@ -5,21 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from fakezulip import FakeZulip, Org
+from fakezulip import Org
 
 from cafebot import db
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def org() -> Iterator[Org]:
-    with FakeZulip(heartbeat=0.5) as server:
-        yield Org.create(server)
 
 
 def check(config: Path, key: str) -> subprocess.CompletedProcess[str]:

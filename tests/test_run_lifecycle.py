@@ -7,7 +7,6 @@ Real time with offsets of seconds: a meeting ten seconds ahead, reminders at
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,6 @@ from cafebot.config import load_settings
 from cafebot.models import AgendaItem, Meeting
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeZulip]:
-    with FakeZulip(heartbeat=0.5) as server:
-        yield server
 
 
 def test_reminders_once_across_a_restart_and_notes_published(

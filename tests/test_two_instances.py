@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,6 @@ from cafebot.models import Meeting
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeZulip]:
-    with FakeZulip(heartbeat=0.5) as server:
-        yield server
 
 
 def start(config: Path, org: Org, name: str) -> tuple[subprocess.Popen[bytes], Path]:

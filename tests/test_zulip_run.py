@@ -11,27 +11,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakezulip import FakeZulip, Org
+from fakezulip import Org
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeZulip]:
-    with FakeZulip(heartbeat=0.5) as server:
-        yield server
-
-
-@pytest.fixture
-def org(fake: FakeZulip) -> Org:
-    return Org.create(fake)
 
 
 @pytest.fixture

@@ -7,28 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakezulip import FakeZulip, Org
+from fakezulip import Org
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER = str(ROOT / "cafebot" / "handler.py")
 TOKEN = "outgoing-webhook-token"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeZulip]:
-    with FakeZulip(heartbeat=0.5) as server:
-        yield server
-
-
-@pytest.fixture
-def org(fake: FakeZulip) -> Org:
-    return Org.create(fake)
 
 
 @pytest.fixture

@@ -69,17 +69,6 @@ class Running:
         return self.code
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeZulip]:
-    with FakeZulip(heartbeat=0.5) as server:
-        yield server
-
-
-@pytest.fixture
-def org(fake: FakeZulip) -> Org:
-    return Org.create(fake)
-
-
 def make_app(db_url: str, org: Org, *, key: str | None = None) -> App:
     settings = Settings(
         database_url=db_url,
