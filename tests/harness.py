@@ -248,3 +248,30 @@ class RecordingChat:
 
     def react(self, message: object, emoji: str) -> None:
         pass
+
+
+def add_meeting(
+    app: App, series: SeriesSettings, starts_at: dt.datetime, *, topics: tuple[str, ...] = ()
+) -> int:
+    """A one-off meeting of ``series`` at ``starts_at`` (as `add meeting` makes one),
+    with these agenda items; its id."""
+    from cafebot import meetings
+    from cafebot.models import AgendaItem, Meeting
+
+    with app.unit_of_work() as session:
+        meeting = Meeting(
+            series=meetings.series_row(session, series),
+            date=starts_at.date(),
+            starts_at=starts_at,
+            ends_at=starts_at + series.duration,
+            added=True,
+        )
+        session.add(meeting)
+        for ref, topic in enumerate(topics, start=1):
+            session.add(
+                AgendaItem(
+                    meeting=meeting, ref=ref, topic=topic, position=ref, created_at=starts_at
+                )
+            )
+        session.flush()
+        return meeting.id

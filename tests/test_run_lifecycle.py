@@ -17,6 +17,7 @@ from cafebot import meetings
 from cafebot.app import App
 from cafebot.config import load_settings
 from cafebot.models import AgendaItem, Meeting
+from tests.harness import add_meeting
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +40,7 @@ def test_reminders_once_across_a_restart_and_notes_published(
     (series,) = settings.series
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=10)
     app = App.create(settings)
-    with app.unit_of_work() as session:
-        row = meetings.series_row(session, series)
-        meeting = Meeting(
-            series=row, date=start.date(), starts_at=start,
-            ends_at=start + series.duration, added=True,
-        )  # fmt: skip
-        session.add(meeting)
-        session.flush()
-        session.add(
-            AgendaItem(meeting=meeting, ref=1, topic="Quick one", position=1, created_at=start)
-        )
+    add_meeting(app, series, start, topics=("Quick one",))
     app.close()
     topic = series.topic_for(start.date())
 

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cafebot import meetings
 from cafebot.app import App
 from cafebot.clock import SystemClock
 from cafebot.config import Settings
-from cafebot.models import AgendaItem, Meeting, SentNotice
+from cafebot.models import SentNotice
 from cafebot.scheduler import Lifecycle
-from tests.harness import CAFE, RecordingChat
+from tests.harness import CAFE, RecordingChat, add_meeting
 
 
 def test_jobs_fire_at_their_instants(
@@ -34,17 +33,7 @@ def test_jobs_fire_at_their_instants(
     app = App.create(Settings(database_url=db_url, series=(series,)), SystemClock())
     chat = RecordingChat()
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=4)
-    with app.unit_of_work() as session:
-        row = meetings.series_row(session, series)
-        meeting = Meeting(
-            series=row, date=start.date(), starts_at=start,
-            ends_at=start + series.duration, added=True,
-        )  # fmt: skip
-        session.add(meeting)
-        session.flush()
-        session.add(
-            AgendaItem(meeting=meeting, ref=1, topic="Quick one", position=1, created_at=start)
-        )
+    meeting_id = add_meeting(app, series, start, topics=("Quick one",))
     lifecycle = Lifecycle(app, chat)
     lifecycle.start()
     try:
@@ -68,8 +57,8 @@ def test_jobs_fire_at_their_instants(
     # One structured log line per job, with its id, outcome and duration.
     jobs = [r for r in caplog.records if hasattr(r, "job")]
     assert {r.job for r in jobs} >= {  # type: ignore[attr-defined]
-        f"reminder:{meeting.id}:2",
-        f"reminder:{meeting.id}:0",
-        f"publish:{meeting.id}",
+        f"reminder:{meeting_id}:2",
+        f"reminder:{meeting_id}:0",
+        f"publish:{meeting_id}",
     }
     assert any(r.outcome == "1 reminder(s)" for r in jobs)  # type: ignore[attr-defined]

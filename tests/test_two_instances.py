@@ -17,10 +17,9 @@ import pytest
 from fakezulip import FakeZulip, Org
 from sqlalchemy import text
 
-from cafebot import meetings
 from cafebot.app import App
 from cafebot.config import load_settings
-from cafebot.models import Meeting
+from tests.harness import add_meeting
 
 pytestmark = pytest.mark.slow
 
@@ -61,14 +60,7 @@ def test_killing_the_leader_loses_and_doubles_nothing(
     (series,) = settings.series
     begins = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=20)
     app = App.create(settings)
-    with app.unit_of_work() as session:
-        row = meetings.series_row(session, series)
-        session.add(
-            Meeting(
-                series=row, date=begins.date(), starts_at=begins,
-                ends_at=begins + series.duration, added=True,
-            )
-        )  # fmt: skip
+    add_meeting(app, series, begins)
     topic = series.topic_for(begins.date())
 
     def reminders() -> list[str]:
