@@ -156,8 +156,6 @@ def _latest_id(condition: object) -> Select[int]:
     return select(_latest(condition).with_only_columns(Meeting.id).subquery().c.id)
 
 
-_LIVE = _latest(_IS_LIVE)
-_SCHEDULED_NOW = _latest(_IS_SCHEDULED_NOW)
 _RECENT_UNPUBLISHED = _latest(_IS_UNPUBLISHED_BEGUN)
 _FROM_DATE = select(Meeting).where(
     Meeting.series_id == bindparam("series_id"), Meeting.date >= bindparam("since")
@@ -204,7 +202,7 @@ class Nearby:
         return cls(now, since, list(found))
 
     def current(self) -> Meeting | None:
-        """As :func:`current`."""
+        """The meeting going on now (live, or within its scheduled hour), if any."""
         live = _newest(m for m in self.meetings if m.state is MeetingState.LIVE)
         return live or _newest(
             m
@@ -233,14 +231,6 @@ class Nearby:
         """A meeting made (materialised) after this was read."""
         if meeting not in self.meetings:
             self.meetings.append(meeting)
-
-
-def current(session: Session, row: Series, now: dt.datetime) -> Meeting | None:
-    """The meeting going on now (live, or within its scheduled hour), if any."""
-    live = session.scalar(_LIVE, {"series_id": row.id})
-    if live is not None:
-        return live
-    return session.scalar(_SCHEDULED_NOW, {"series_id": row.id, "now": now})
 
 
 def following(

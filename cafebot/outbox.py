@@ -439,9 +439,9 @@ class Outbox:
     def _sent(self, post: _Post, zulip_id: int) -> None:
         self._claimed.add(zulip_id)
         self.latest_id = max(self.latest_id, zulip_id)
-        self._mark(post, OutgoingState.SENT, zulip_id)
         if post.future is not None:
-            post.future.set_result(zulip_id)
+            post.future.set_result(zulip_id)  # whoever waits need not wait for the record
+        self._mark(post, OutgoingState.SENT, zulip_id)
 
     def _mark(self, post: _Post, state: OutgoingState, zulip_id: int | None) -> None:
         """Record how a post went: with the next few, or when the queue runs empty.
