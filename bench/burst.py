@@ -29,8 +29,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fakezulip import Request
-
 from bench.common import ROOT
 from bench.live import (
     UNLIMITED,
@@ -40,6 +38,7 @@ from bench.live import (
     Workload,
     replay,
 )
+from tests.fakezulip import Request
 
 COMBINED = re.compile(r"Done, all (\d+) of them")
 

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import requests
-from fakezulip import FakeZulip, Request
 
 from bench.common import ROOT, median, percentile, rss_kib
+from tests.fakezulip import FakeZulip, Request
 
 STREAM = "cafe"
 TOPIC = "Collaboration Cafe"

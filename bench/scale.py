@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from harness import Harness, User
 
 from bench.common import median, percentile
 from bench.live import Workload
@@ -43,6 +42,7 @@ from cafebot.models import (
     Series,
     ShoutOut,
 )
+from tests.harness import Harness, User
 
 NOW = dt.datetime(2031, 6, 1, 10, 0, tzinfo=dt.UTC)  # the next meeting: 17 June 2031
 SERIES = SeriesSettings(

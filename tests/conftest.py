@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakezulip import FakeZulip, Org
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cafebot import db
+from tests.fakezulip import FakeZulip, Org
 
 # ============================================================ database
 # A real database at the latest Alembic revision, on every backend:

@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fakezulip import Org
-
 from cafebot import db
+from tests.fakezulip import Org
 
 ROOT = Path(__file__).resolve().parent.parent
 

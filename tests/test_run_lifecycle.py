@@ -10,13 +10,13 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-import test_zulip_run as zr
-from fakezulip import FakeZulip, Org
 
 from cafebot import meetings
 from cafebot.app import App
 from cafebot.config import load_settings
 from cafebot.models import AgendaItem, Meeting
+from tests import test_zulip_run as zr
+from tests.fakezulip import FakeZulip, Org
 from tests.harness import add_meeting
 
 pytestmark = pytest.mark.slow

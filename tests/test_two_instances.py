@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from fakezulip import FakeZulip, Org
 from sqlalchemy import text
 
 from cafebot.app import App
 from cafebot.config import load_settings
+from tests.fakezulip import FakeZulip, Org
 from tests.harness import add_meeting
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fakezulip import Org
 from sqlalchemy import create_engine, text
+
+from tests.fakezulip import Org
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakezulip import Org
 from sqlalchemy import create_engine, text
+
+from tests.fakezulip import Org
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER = str(ROOT / "cafebot" / "handler.py")

@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fakezulip import FakeZulip, Org
-from harness import CAFE, JUNE_1
 from sqlalchemy import select, update
 
 from cafebot.app import App
@@ -31,6 +29,8 @@ from cafebot.models import (
 )
 from cafebot.pacing import Tuning
 from cafebot.zulip_transport import ZulipBot
+from tests.fakezulip import FakeZulip, Org
+from tests.harness import CAFE, JUNE_1
 
 FAST = Tuning(
     backoff_base=0.02,
