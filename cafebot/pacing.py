@@ -107,12 +107,14 @@ class RateLimiter:
         """Seconds to wait before the next request (0: go now).
 
         ``paced`` requests (the outgoing queue) also wait when the window has no
-        more than ``reserve`` requests left; the event poll only honours a 429.
+        more than ``reserve`` requests left; the event poll may use the reserve,
+        and waits for the reset only when nothing is left (rather than earn a 429).
         """
         with self._lock:
             now = self._monotonic()
             wait = max(0.0, self._blocked_until - now)
-            if paced and self.remaining is not None and self.remaining <= self.reserve:
+            floor = self.reserve if paced else 0
+            if self.remaining is not None and self.remaining <= floor:
                 wait = max(wait, self._reset_at - now)
             return max(0.0, wait)
 

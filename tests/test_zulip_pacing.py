@@ -58,8 +58,14 @@ def test_the_limiter_keeps_a_reserve_and_waits_for_the_reset() -> None:
     limiter.update({"X-RateLimit-Remaining": "2", "X-RateLimit-Reset": str(reset)})
     assert limiter.delay() == pytest.approx(30)
     assert limiter.delay(paced=False) == 0  # the event poll uses the reserve
+    limiter.spend()
+    limiter.spend()
+    assert limiter.remaining == 0
+    # Nothing left: the poll, too, waits for the reset rather than earn a 429.
+    assert limiter.delay(paced=False) == pytest.approx(30)
     clock.advance(30)
     assert limiter.delay() == 0
+    assert limiter.delay(paced=False) == 0
 
 
 def test_a_429_blocks_everyone_for_its_float_retry_after() -> None:
