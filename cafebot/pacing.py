@@ -231,6 +231,23 @@ def _not_sent(exc: BaseException) -> bool:
 # ====================================================================== one thread's calls
 
 
+def settle_environment(session: requests.Session, url: str) -> None:
+    """Read the proxy and CA-bundle settings from the environment once, for ``url``.
+
+    ``requests`` otherwise reads them again on every request (``trust_env``):
+    walking the whole environment twice per call, a good part of the cost of a
+    request on loopback. The process's environment does not change while it runs,
+    so the answer is kept in the session, and ``no_proxy`` still applies (to the
+    one server this session talks to).
+    """
+    if not session.trust_env or not url:
+        return
+    settings = session.merge_environment_settings(url, {}, None, session.verify, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.trust_env = False
+
+
 class Api:
     """Calls through one API client (a ``zulip.Client``; one per thread), with our retry policy.
 
@@ -259,6 +276,7 @@ class Api:
         self.secret = secret
         self._last: tuple[int, Mapping[str, str]] = (0, {})
         client.ensure_session()
+        settle_environment(client.session, str(getattr(client, "base_url", "")))
         client.session.hooks["response"].append(self._record)
 
     def _record(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
+import zulip
 
-from cafebot.pacing import Backoff, RateLimiter, Tuning
+from cafebot.pacing import Api, Backoff, RateLimiter, Stopper, Transient, Tuning
+from cafebot.zulip_transport import NETWORK_ERRORS
+from tests.fakezulip import Org
 
 
 def requests_during_outage(seconds: float, seed: int) -> int:
@@ -78,3 +83,75 @@ def test_a_429_blocks_everyone_for_its_float_retry_after() -> None:
     # After retry-after, requests may go again: the next response tells how many remain.
     assert limiter.delay() == 0
     assert limiter.hits == 1
+
+
+# ------------------------------------------------------------------ the environment, read once
+
+
+def _client(org: Org) -> Any:
+    """A client of the bot's (made before the test changes the environment: it asks the
+    server for its settings)."""
+    return zulip.Client(
+        email=org.bot.email, api_key=org.bot.api_key, site=org.fake.url, retry_on_errors=False
+    )
+
+
+def _api(client: Any, org: Org) -> Api:
+    return Api(
+        client,
+        RateLimiter(),
+        Stopper(),
+        Tuning(),
+        paced=False,
+        secret=org.bot.api_key,
+        network_errors=NETWORK_ERRORS,
+    )
+
+
+def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "HTTP_PROXY", "ALL_PROXY", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_proxy_and_ca_settings_are_read_from_the_environment_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, org: Org
+) -> None:
+    _no_proxies(monkeypatch)
+    client = _client(org)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example.org:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    session = _api(client, org).client.session
+    assert session.proxies.get("http") == "http://proxy.example.org:3128"
+    assert session.verify == str(bundle)
+    # Not read again on each request: changing the environment now changes nothing.
+    assert session.trust_env is False
+    monkeypatch.setenv("HTTP_PROXY", "http://elsewhere.example.org:3128")
+    merged = session.merge_environment_settings(
+        f"{org.fake.url}/api/v1/users/me", {}, None, None, None
+    )
+    assert merged["proxies"].get("http") == "http://proxy.example.org:3128"
+
+
+def test_no_proxy_still_applies_to_the_server(monkeypatch: pytest.MonkeyPatch, org: Org) -> None:
+    _no_proxies(monkeypatch)
+    client = _client(org)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example.org:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    api = _api(client, org)
+    assert "http" not in api.client.session.proxies
+    assert api.once("GET", "users/me", None, 2.0)["user_id"] == org.bot.id
+
+
+def test_requests_go_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch, org: Org
+) -> None:
+    _no_proxies(monkeypatch)
+    client = _client(org)
+    # A proxy nobody listens on: the call fails there, so the setting was followed.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    with pytest.raises(Transient) as failed:
+        _api(client, org).once("GET", "users/me", None, 2.0)
+    assert "proxy" in str(failed.value).lower()
