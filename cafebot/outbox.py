@@ -12,6 +12,12 @@ tell two posts of the same text apart. (Confirmations are stored a few to a
 transaction: one lost with a crash costs only that look-up.) Reactions are
 idempotent and simply retried; they are not kept across a crash. When the queue
 is throttled, the acknowledgements waiting for one topic become one reply.
+
+The thread that handles commands sends its own answer when nothing is queued or
+being sent and the rate limit leaves room (:meth:`Outbox.send_here`): one try,
+at once, rather than a hand-over to the sender thread (which, with one
+interpreter lock, waits for the handling thread to pause). Whatever that try
+cannot finish (a 429, a dropped connection) goes to the sender, which retries.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from cafebot.pacing import (
     Api,
     ApiError,
     Backoff,
+    RateLimited,
     RateLimiter,
     Stopped,
     Stopper,
@@ -147,8 +154,10 @@ class Outbox:
         self._out_lock = threading.Condition()
         self._claimed: set[int] = set()  # ids of posts confirmed without a row
         self._busy = False  # an item is being sent
-        self._marks: list[_Mark] = []  # how posts went, not yet stored (the sender's)
+        self._marks: list[_Mark] = []  # how posts went, not yet stored
+        self._marks_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._here: tuple[threading.Thread, Api, Callable[[], bool]] | None = None
 
     def start(self, api: Api) -> None:
         self._thread = threading.Thread(target=self._send_loop, args=(api,), name="zulip-sender")
@@ -172,19 +181,84 @@ class Outbox:
         if self._thread is not None:
             self._thread.join(2.0)
 
+    def send_here(self, api: Api, only_if: Callable[[], bool] = lambda: True) -> None:
+        """Let the calling thread send its own items through ``api`` when the queue is idle
+        and ``only_if()`` (the thread has nothing else waiting: else the sender works on
+        while the thread goes on)."""
+        self._here = (threading.current_thread(), api, only_if)
+
     @property
     def pending(self) -> int:
         with self._out_lock:
             return len(self._out)
 
     def enqueue(self, item: _Outgoing) -> None:
+        here = self._here
         with self._out_lock:
             if self.outbound_stop.stopped:
                 if isinstance(item, _Post | _Edit) and item.future is not None:
                     item.future.set_exception(SendFailed("cafebot is shutting down"))
                 return
-            self._out.append(item)
-            self._out_lock.notify()
+            quick = item if isinstance(item, _React | _Post) else None
+            inline = (
+                here is not None
+                and here[0] is threading.current_thread()
+                and quick is not None
+                and not (isinstance(quick, _Post) and (quick.maybe_sent or quick.future))
+                and not self._out
+                and not self._busy
+                and not self.closing.stopped
+                and self.limiter.delay() == 0
+                and here[2]()
+            )
+            if not inline:
+                self._out.append(item)
+                self._out_lock.notify()
+                return
+            self._busy = True
+        assert here is not None and quick is not None  # noqa: S101 - inline implies it
+        done = False
+        try:
+            done = self._try_once(here[1], quick)
+        finally:
+            with self._out_lock:
+                self._busy = False
+                if not done:
+                    self._out.appendleft(item)  # first in line: nothing was queued behind it
+                self._out_lock.notify_all()
+
+    def _try_once(self, api: Api, item: _React | _Post) -> bool:
+        """One attempt to send ``item`` from this thread; False: the sender takes it over."""
+        try:
+            if isinstance(item, _React):
+                if item.message.id is not None:
+                    self._react(api, item, retry=False)
+                return True
+            item.attempts += 1
+            result = api.once(
+                "POST", "messages", {**item.target.request(), "content": item.content}, None
+            )
+        except RateLimited as exc:
+            waited = self.limiter.hit(exc.retry_after)
+            log.warning("Zulip rate limit reached; waiting %.1f s as it asks", waited)
+            return False
+        except Transient as exc:
+            if isinstance(item, _Post):
+                item.maybe_sent = item.maybe_sent or exc.maybe_done
+            log.info("sending at once failed (%s); the sender retries", exc)
+            return False
+        except ApiError as exc:
+            assert isinstance(item, _Post)  # noqa: S101 - _react handles its own refusals
+            log.error("Zulip refused a post to %s: %s", item.target, exc)  # noqa: TRY400
+            self._mark(item, OutgoingState.FAILED, None)
+            return True
+        except Exception:
+            log.exception("sending to Zulip failed")
+            if isinstance(item, _Post):
+                item.maybe_sent = True  # it may have gone: the sender looks before posting
+            return False
+        self._sent(item, int(result["id"]))
+        return True
 
     def queue_reply(self, message: Message, text: str) -> None:
         target = Target.of(message, self.bot_id)
@@ -288,10 +362,13 @@ class Outbox:
             if not self._out:
                 self._store_marks()
             with self._out_lock:
-                while not self._out and not self.closing.stopped:
-                    self._out_lock.wait(0.5)
-                if not self._out or self.outbound_stop.stopped:
+                if self.outbound_stop.stopped:
                     return
+                if not self._out or self._busy:  # nothing to send, or a send from another thread
+                    if self.closing.stopped and not self._out:
+                        return
+                    self._out_lock.wait(0.5)
+                    continue  # (and store the marks that send left, once the queue is empty)
                 item = self._out.popleft()
                 if isinstance(item, _React) and self.limiter.delay() > 0:
                     item = self._combine(item)
@@ -336,18 +413,8 @@ class Outbox:
 
     def _perform(self, api: Api, item: _Outgoing) -> None:
         if isinstance(item, _React):
-            if item.message.id is None:
-                return
-            try:
-                api.call(
-                    "POST",
-                    f"messages/{item.message.id}/reactions",
-                    {"emoji_name": item.emoji},
-                    retry=True,  # idempotent: a second one is refused as already there
-                )
-            except ApiError as exc:
-                if exc.code != "REACTION_ALREADY_EXISTS" and "already" not in exc.msg.lower():
-                    log.warning("reaction on message %s refused: %s", item.message.id, exc)
+            if item.message.id is not None:
+                self._react(api, item, retry=True)
         elif isinstance(item, _Edit):
             try:
                 api.call(
@@ -361,6 +428,17 @@ class Outbox:
             item.future.set_result(None)
         else:
             self._post(api, item)
+
+    def _react(self, api: Api, item: _React, *, retry: bool) -> None:
+        try:
+            path = f"messages/{item.message.id}/reactions"
+            if retry:  # idempotent: a second one is refused as already there
+                api.call("POST", path, {"emoji_name": item.emoji}, retry=True)
+            else:
+                api.once("POST", path, {"emoji_name": item.emoji}, None)
+        except ApiError as exc:
+            if exc.code != "REACTION_ALREADY_EXISTS" and "already" not in exc.msg.lower():
+                log.warning("reaction on message %s refused: %s", item.message.id, exc)
 
     def _post(self, api: Api, post: _Post) -> None:
         backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
@@ -453,12 +531,15 @@ class Outbox:
         if post.row_id is None:
             return
         now = self.app.clock.now() if state is OutgoingState.SENT else None
-        self._marks.append(_Mark(post.row_id, state, zulip_id, post.attempts, now))
-        if len(self._marks) >= MARKS_PER_COMMIT:
+        with self._marks_lock:
+            self._marks.append(_Mark(post.row_id, state, zulip_id, post.attempts, now))
+            full = len(self._marks) >= MARKS_PER_COMMIT
+        if full:
             self._store_marks()
 
     def _store_marks(self) -> None:
-        marks, self._marks = self._marks, []
+        with self._marks_lock:
+            marks, self._marks = self._marks, []
         if not marks:
             return
         try:

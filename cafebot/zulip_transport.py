@@ -215,6 +215,11 @@ class ZulipBot:
                 return 0
             self._prepare()
             self.outbox.start(self._new_api(self.outbox.outbound_stop, paced=True))
+            # The main thread answers a command itself when no other command waits.
+            self.outbox.send_here(
+                self._new_api(self.outbox.outbound_stop, paced=True),
+                only_if=lambda: self.inbox.unfinished_tasks <= 1,
+            )
             self._poller = threading.Thread(
                 target=self._poll_loop, name="zulip-poller", daemon=True
             )

@@ -8,9 +8,11 @@ neither, or both, never one without the other.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import zulip
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -18,8 +20,10 @@ from cafebot.app import APOLOGY, App, Bot
 from cafebot.chat import Message, StagesReplies
 from cafebot.config import Settings
 from cafebot.models import CheckIn, OutgoingMessage, OutgoingState, ProcessedMessage
-from cafebot.outbox import Outbox
-from cafebot.pacing import RateLimiter, Tuning
+from cafebot.outbox import Outbox, Target, _React
+from cafebot.pacing import Api, RateLimiter, Stopper, Tuning
+from cafebot.zulip_transport import NETWORK_ERRORS
+from tests.fakezulip import Org
 from tests.harness import ADA, CAFE, JUNE_1, FakeClock
 
 
@@ -124,3 +128,85 @@ def test_a_failed_commit_keeps_neither_the_command_nor_its_reply(
     with app.unit_of_work() as session:
         assert len(session.scalars(select(CheckIn)).all()) == 1
     assert len(outgoing(app)) == 2
+
+
+# ---------------------------------------------------- answered from the handling thread
+
+
+def _api(org: Org, stopper: Stopper) -> Api:
+    client = zulip.Client(
+        email=org.bot.email, api_key=org.bot.api_key, site=org.fake.url, retry_on_errors=False
+    )
+    return Api(
+        client,
+        RateLimiter(),
+        stopper,
+        Tuning(),
+        paced=True,
+        secret=org.bot.api_key,
+        network_errors=NETWORK_ERRORS,
+    )
+
+
+def _zulip_message(org: Org, text: str) -> Message:
+    message_id = org.command(text)
+    return replace(message(message_id, text), sender_id=org.ada.id)
+
+
+@pytest.fixture
+def live_outbox(app: App, org: Org) -> Iterator[Outbox]:
+    outbox = Outbox(app, RateLimiter(), Tuning())
+    outbox.account, outbox.bot_id = "test", org.bot.id
+    yield outbox
+    outbox.close(2.0)
+
+
+def test_an_idle_outbox_lets_the_handling_thread_answer_at_once(
+    live_outbox: Outbox, org: Org
+) -> None:
+    outbox = live_outbox
+    outbox.send_here(_api(org, outbox.outbound_stop))  # no sender thread: only this one
+    made = _zulip_message(org, "agenda 10m Release plans")
+    react(outbox, made, org)
+    assert org.acked(made.id)  # already there when enqueue returned
+    with outbox.app.unit_of_work() as session:
+        send = outbox.stage_reply(session, made, "A reply")
+    send()
+    assert [m.content for m in org.replies()] == ["A reply"]
+    assert outbox.pending == 0
+
+
+def test_with_commands_waiting_the_answer_goes_to_the_sender(live_outbox: Outbox, org: Org) -> None:
+    outbox = live_outbox
+    outbox.send_here(_api(org, outbox.outbound_stop), only_if=lambda: False)
+    made = _zulip_message(org, "agenda 10m Release plans")
+    react(outbox, made, org)
+    assert outbox.pending == 1
+    assert not org.acked(made.id)
+    outbox.start(_api(org, outbox.outbound_stop))
+    org.fake.wait_for(lambda: org.acked(made.id), what="the sender's reaction")
+
+
+def test_a_post_whose_quick_try_failed_is_sent_once_by_the_sender(
+    live_outbox: Outbox, org: Org, app: App
+) -> None:
+    outbox = live_outbox
+    outbox.send_here(_api(org, outbox.outbound_stop))
+    made = _zulip_message(org, "next")
+    # The post reaches Zulip, but its answer is lost: the quick try cannot know.
+    org.fake.fault("drop_after", "messages", method="POST")
+    with app.unit_of_work() as session:
+        send = outbox.stage_reply(session, made, "The next meeting is on 17 June")
+    send()
+    assert outbox.pending == 1
+    outbox.start(_api(org, outbox.outbound_stop))
+    org.fake.wait_for(lambda: outbox.pending == 0 and outbox.wait_idle(0.1), what="the sender")
+    outbox.close(2.0)
+    assert [m.content for m in org.replies()] == ["The next meeting is on 17 June"]
+    ((row,),) = [outgoing(app)]
+    assert row.state is OutgoingState.SENT
+    assert row.zulip_message_id == org.replies()[0].id
+
+
+def react(outbox: Outbox, made: Message, org: Org) -> None:
+    outbox.enqueue(_React(made, "check", Target.of(made, org.bot.id)))
