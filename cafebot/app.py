@@ -12,7 +12,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from cafebot import db, meetings, people
 from cafebot.chat import Chat, Message, StagesReplies
@@ -128,6 +128,8 @@ class Bot:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        # Each series row's id, once read in its configured name (rows are never deleted).
+        self._series_ids: dict[tuple[str, str], int] = {}
 
     def handle(self, message: Message, text: str, chat: Chat) -> None:
         """Handle ``text``, the command part of ``message`` (the bot's mention removed)."""
@@ -338,7 +340,7 @@ class Bot:
                 session=session,
                 settings=self.app.settings,
                 series=series,
-                series_row=meetings.series_row(session, series),
+                series_row=self._series_row(session, series),
                 message=message,
                 person=person,
                 is_organizer=self.app.is_organizer(series, message),
@@ -351,9 +353,23 @@ class Bot:
                     f"Only the organisers of the {series.name} may use `{spec.name}`. "
                     "Ask one of them (they are listed in the bot's configuration)."
                 )
+            series_id = ctx.series_row.id
             args = spec.parse(rest, more)
             outcome = self._stage(session, message, chat, spec.func(ctx, **args))
+        # Committed: the row is stored, in its configured name.
+        self._series_ids[(series.key, series.name)] = series_id
         return outcome
+
+    def _series_row(self, session: Session, series: SeriesSettings) -> Series:
+        """The series' row: read by the first command, then put in ``session`` without a
+        query (a copy made detached, then added: it is persistent at once)."""
+        known = self._series_ids.get((series.key, series.name))
+        if known is not None:
+            row = Series(id=known, key=series.key, name=series.name)
+            make_transient_to_detached(row)
+            session.add(row)
+            return row
+        return meetings.series_row(session, series)
 
     def _series(
         self,

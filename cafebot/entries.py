@@ -549,6 +549,7 @@ def _note_target(ctx: Context, ref: Ref | None, word: str) -> AgendaItem:
                 )
             )
             if entry is not None:
+                ctx.hold(entry)
                 return entry
     raise UserError(
         f"Which agenda item is this for? Give its reference: `{word} A1 …` (`list` shows them).",

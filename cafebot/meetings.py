@@ -138,8 +138,11 @@ _IS_SCHEDULED_NOW = (
     & (Meeting.starts_at <= bindparam("now"))
     & (Meeting.ends_at > bindparam("now"))
 )
-_IS_UNPUBLISHED_BEGUN = Meeting.state.in_(
-    [MeetingState.SCHEDULED, MeetingState.LIVE, MeetingState.ENDED]
+# (Written out rather than IN (...): an IN list is expanded on every execution.)
+_IS_UNPUBLISHED_BEGUN = (
+    (Meeting.state == MeetingState.SCHEDULED)
+    | (Meeting.state == MeetingState.LIVE)
+    | (Meeting.state == MeetingState.ENDED)
 ) & ((Meeting.starts_at <= bindparam("now")) | (Meeting.state != MeetingState.SCHEDULED))
 
 

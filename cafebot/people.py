@@ -40,7 +40,7 @@ def for_sender(session: Session, message: Message, now: dt.datetime) -> Person:
 def for_mention(session: Session, mention: Mention, now: dt.datetime) -> Person:
     """The person a mention names: by user id when the mention carries one, else by name."""
     if mention.user_id is not None:
-        person = session.scalar(select(Person).where(Person.zulip_user_id == mention.user_id))
+        person = session.scalar(_BY_ZULIP_ID, {"user_id": mention.user_id})
         if person is None:
             person = Person(
                 zulip_user_id=mention.user_id, zulip_name=mention.full_name, created_at=now
@@ -61,11 +61,11 @@ def for_mention(session: Session, mention: Mention, now: dt.datetime) -> Person:
     return person
 
 
+_ANY_CHECKIN = select(CheckIn.id).where(CheckIn.person_id == bindparam("person_id")).limit(1)
+
+
 def has_checked_in(session: Session, person: Person) -> bool:
-    return (
-        session.scalar(select(CheckIn.id).where(CheckIn.person_id == person.id).limit(1))
-        is not None
-    )
+    return session.scalar(_ANY_CHECKIN, {"person_id": person.id}) is not None
 
 
 # ---------------------------------------------------------------- people from the notes archive
@@ -98,14 +98,17 @@ def history(session: Session, person: Person) -> History:
     return History(int(count or 0), last)
 
 
+_UNLINKED_WITH_HANDLE = (
+    select(Person)
+    .where(Person.zulip_user_id.is_(None), func.lower(Person.github) == bindparam("github"))
+    .order_by(Person.id)
+    .limit(1)
+)
+
+
 def unlinked_with_handle(session: Session, github: str) -> Person | None:
     """Someone without a Zulip account (from the archive) who has this GitHub handle."""
-    return session.scalar(
-        select(Person)
-        .where(Person.zulip_user_id.is_(None), func.lower(Person.github) == github.lower())
-        .order_by(Person.id)
-        .limit(1)
-    )
+    return session.scalar(_UNLINKED_WITH_HANDLE, {"github": github.lower()})
 
 
 def unlinked_named(session: Session, name: str, github: str | None = None) -> list[Person]:

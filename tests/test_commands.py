@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import event
 
 from cafebot.models import (
     AgendaItem,
@@ -19,7 +20,7 @@ from cafebot.models import (
     ProcessedMessage,
     ShoutOut,
 )
-from tests.harness import BOB, BOOK, CAFE, OLGA, OTHER_BOT, OTTO, Harness
+from tests.harness import BOB, BOOK, CAFE, OLGA, OTHER_BOT, OTTO, Answer, Harness
 
 JUNE_17 = dt.date(2031, 6, 17)
 JULY_15 = dt.date(2031, 7, 15)
@@ -298,6 +299,42 @@ def test_notes_decisions_and_actions(bot: Harness) -> None:
     ]
     bob = next(p for p in bot.rows(Person) if p.zulip_user_id == BOB.id)
     assert notes[2].owner_id == bob.id and notes[3].owner_id is None
+
+
+def _reads(bot: Harness, table: str, text: str) -> tuple[list[str], Answer]:
+    """The SELECTs from ``table`` that the command ``text`` runs, and its answer."""
+    reads: list[str] = []
+
+    def capture(conn: object, cursor: object, sql: str, *_: object) -> None:
+        if sql.lstrip().upper().startswith("SELECT") and f"FROM {table}" in sql:
+            reads.append(sql)
+
+    event.listen(bot.app.engine, "before_cursor_execute", capture)
+    try:
+        answer = bot.send(text)
+    finally:
+        event.remove(bot.app.engine, "before_cursor_execute", capture)
+    return reads, answer
+
+
+def test_a_note_reads_its_item_once(bot: Harness) -> None:
+    """The item a note goes under is read once per command (the flush, which checks its
+    meeting, does not read it again)."""
+    bot.send("agenda 10m Release plans")
+    reads, answer = _reads(bot, "agenda_item", "note A1 The release is planned for May")
+    assert answer.acked
+    assert len(reads) == 1, reads
+    assert [n.text for n in bot.rows(ItemNote)] == ["The release is planned for May"]
+
+
+def test_the_series_row_is_read_once(bot: Harness) -> None:
+    assert _reads(bot, "series", "agenda 10m Release plans")[0]
+    reads, answer = _reads(bot, "series", "agenda 5m Docs sprint")
+    assert answer.acked
+    assert reads == []
+    items = bot.rows(AgendaItem)
+    assert sorted(i.topic for i in items) == ["Docs sprint", "Release plans"]
+    assert len({i.meeting_id for i in items}) == 1
 
 
 def test_note_without_reference_outside_a_live_meeting(bot: Harness) -> None:
