@@ -56,10 +56,6 @@ class Context:
     more: list[str] = field(default_factory=list)
     _target: Meeting | None = field(default=None, init=False, repr=False)
     _nearby: meetings.Nearby | None = field(default=None, init=False, repr=False)
-    # What the command found, held until it ends: the session's identity map holds
-    # objects weakly, and the flush would otherwise read an entry again to learn its
-    # meeting (a note is linked to its item by id).
-    _held: list[object] = field(default_factory=list, init=False, repr=False)
 
     # ------------------------------------------------------------ meetings
 
@@ -117,7 +113,6 @@ class Context:
         for meeting in candidates:
             entry = self.session.scalar(query, {"meeting_id": meeting.id, "ref": ref.number})
             if entry is not None:
-                self.hold(entry)
                 return typing.cast(Entry, entry)
         where = " or ".join(m.date.isoformat() for m in candidates)
         raise UserError(
@@ -125,10 +120,6 @@ class Context:
             show_usage=False,
             example="list",
         )
-
-    def hold(self, obj: object) -> None:
-        """Keep ``obj`` in the session until the command ends (see ``_held``)."""
-        self._held.append(obj)
 
     def require_owner(self, entry: Entry, action: str) -> None:
         """Refuse unless the sender wrote ``entry`` or organises the series."""

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, inspect, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cafebot import people
@@ -109,6 +109,11 @@ def link(entry: Base, **parents: Base | None) -> None:
         else:
             ((column, _),) = relationship.local_remote_pairs
             setattr(entry, str(column.key), parent.id)  # type: ignore[attr-defined]
+            # The flush looks the parent up (the entry's meeting): keep it in the session,
+            # whose identity map holds objects weakly, so that it is not read again.
+            session = object_session(parent)
+            if session is not None:
+                session.info.setdefault("cafebot_linked", []).append(parent)
 
 
 _COUNTERS = {
@@ -549,7 +554,6 @@ def _note_target(ctx: Context, ref: Ref | None, word: str) -> AgendaItem:
                 )
             )
             if entry is not None:
-                ctx.hold(entry)
                 return entry
     raise UserError(
         f"Which agenda item is this for? Give its reference: `{word} A1 …` (`list` shows them).",
