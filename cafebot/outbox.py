@@ -193,39 +193,44 @@ class Outbox:
             return len(self._out)
 
     def enqueue(self, item: _Outgoing) -> None:
-        here = self._here
         with self._out_lock:
             if self.outbound_stop.stopped:
                 if isinstance(item, _Post | _Edit) and item.future is not None:
                     item.future.set_exception(SendFailed("cafebot is shutting down"))
                 return
-            quick = item if isinstance(item, _React | _Post) else None
-            inline = (
-                here is not None
-                and here[0] is threading.current_thread()
-                and quick is not None
-                and not (isinstance(quick, _Post) and (quick.maybe_sent or quick.future))
-                and not self._out
-                and not self._busy
-                and not self.closing.stopped
-                and self.limiter.delay() == 0
-                and here[2]()
-            )
-            if not inline:
+            here = self._sendable_here(item)
+            if here is None:
                 self._out.append(item)
                 self._out_lock.notify()
                 return
             self._busy = True
-        assert here is not None and quick is not None  # noqa: S101 - inline implies it
         done = False
         try:
-            done = self._try_once(here[1], quick)
+            done = self._try_once(*here)
         finally:
             with self._out_lock:
                 self._busy = False
                 if not done:
                     self._out.appendleft(item)  # first in line: nothing was queued behind it
                 self._out_lock.notify_all()
+
+    def _sendable_here(self, item: _Outgoing) -> tuple[Api, _React | _Post] | None:
+        """The API to send ``item`` through from the calling thread at once, and the item;
+        None when it goes to the sender (called with ``_out_lock`` held)."""
+        here = self._here
+        if (
+            here is None
+            or here[0] is not threading.current_thread()
+            or not isinstance(item, _React | _Post)
+            or (isinstance(item, _Post) and (item.maybe_sent or item.future))
+            or self._out
+            or self._busy
+            or self.closing.stopped
+            or self.limiter.delay() > 0
+            or not here[2]()
+        ):
+            return None
+        return here[1], item
 
     def _try_once(self, api: Api, item: _React | _Post) -> bool:
         """One attempt to send ``item`` from this thread; False: the sender takes it over."""
@@ -249,8 +254,7 @@ class Outbox:
             return False
         except ApiError as exc:
             assert isinstance(item, _Post)  # noqa: S101 - _react handles its own refusals
-            log.error("Zulip refused a post to %s: %s", item.target, exc)  # noqa: TRY400
-            self._mark(item, OutgoingState.FAILED, None)
+            self._refused(item, exc)
             return True
         except Exception:
             log.exception("sending to Zulip failed")
@@ -465,13 +469,16 @@ class Outbox:
                     raise Stopped("post") from exc
                 continue
             except ApiError as exc:
-                log.error("Zulip refused a post to %s: %s", post.target, exc)  # noqa: TRY400
-                self._mark(post, OutgoingState.FAILED, None)
-                if post.future is not None:
-                    post.future.set_exception(SendFailed(f"Zulip refused the post: {exc.msg}"))
+                self._refused(post, exc)
                 return
             self._sent(post, int(result["id"]))
             return
+
+    def _refused(self, post: _Post, exc: ApiError) -> None:
+        log.error("Zulip refused a post to %s: %s", post.target, exc)
+        self._mark(post, OutgoingState.FAILED, None)
+        if post.future is not None:
+            post.future.set_exception(SendFailed(f"Zulip refused the post: {exc.msg}"))
 
     def _find(self, api: Api, post: _Post) -> int | None:
         """The bot's own message with this post's text after ``after_id``, not yet claimed."""
