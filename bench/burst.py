@@ -100,6 +100,22 @@ def processed(db: Path, first_id: int) -> int:
     return int(row[0])
 
 
+def wait_answered(
+    site: Site, start: int, posted: dict[int, Command], timeout: float
+) -> tuple[int, Tally]:
+    """Until every command in ``posted`` is handled and answered, or ``timeout`` seconds:
+    how many are handled, and the answers in the log from index ``start``."""
+    first, count = min(posted), len(posted)
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(0.2)
+        done = processed(site.workdir / "cafe.db", first)
+        seen = tally(site, start, posted)
+        answers = seen.reactions + seen.replies + seen.combined
+        if (done >= count and answers >= count) or time.monotonic() > deadline:
+            return done, seen
+
+
 def min_drain(requests: int, limit: int, window: float) -> float:
     """The earliest the last of ``requests`` can go, starting on an empty sliding window."""
     return max(0, (requests - 1) // limit) * window
@@ -119,15 +135,8 @@ def cafebot(workdir: Path, count: int, limit: int, window: float) -> dict[str, f
         start = len(site.log)
         began = time.time()
         posted = {site.post(c.user, c.text): c for c in commands}
-        first = min(posted)
-        deadline = time.monotonic() + 6 * window + 120
-        while True:
-            time.sleep(0.2)
-            done = processed(workdir / "cafe.db", first)
-            seen = tally(site, start, posted)
-            answers = seen.reactions + seen.replies + seen.combined
-            if (done >= count and answers >= count) or time.monotonic() > deadline:
-                break
+        done, seen = wait_answered(site, start, posted, 6 * window + 120)
+        answers = seen.reactions + seen.replies + seen.combined
         alive = bot.alive()
     finally:
         bot.stop()

@@ -37,7 +37,11 @@ log = logging.getLogger("cafebot")
 # (see Bot._claim); built once, as every command runs it.
 _CLAIM = {
     dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(ProcessedMessage)
-    .values(message_id=bindparam("message_id"), processed_at=bindparam("processed_at"))
+    .values(
+        message_id=bindparam("message_id"),
+        processed_at=bindparam("processed_at"),
+        edit_timestamp=bindparam("edit_timestamp"),
+    )
     .on_conflict_do_nothing()
     .returning(ProcessedMessage.message_id)
     for dialect in (sqlite, postgresql)
@@ -178,7 +182,27 @@ class Bot:
         )
 
     # ------------------------------------------------------------ edited and deleted messages
-    # The ProcessedMessage row of the original message stays its dedupe key: edits add none.
+    # The ProcessedMessage row of the original message stays its dedupe key: edits add none,
+    # but it keeps the last edit followed (``edit_timestamp``), so that an edit made while
+    # the bot was away is told apart from one followed already (see :meth:`edit_followed`).
+
+    def edit_followed(self, message: Message) -> bool | None:
+        """Whether ``message``'s last edit has been followed; None if it was never handled."""
+        if message.id is None:
+            return None
+        with self.app.unit_of_work() as session:
+            row = session.get(ProcessedMessage, message.id)
+            if row is None:
+                return None
+            if message.edited_at is None:
+                return True
+            return row.edit_timestamp is not None and row.edit_timestamp >= message.edited_at
+
+    @staticmethod
+    def _mark_followed(session: Session, message: Message) -> None:
+        row = session.get(ProcessedMessage, message.id)
+        if row is not None and message.edited_at is not None:
+            row.edit_timestamp = max(row.edit_timestamp or 0, message.edited_at)
 
     def handle_edit(self, message: Message, text: str, chat: Chat) -> bool:
         """The user edited ``message`` (now reading ``text``), which made an entry earlier.
@@ -193,6 +217,7 @@ class Bot:
         spec = REGISTRY.find(word) if word else None
         try:
             with self.app.unit_of_work() as session:
+                self._mark_followed(session, message)
                 found, notes = _entries.made_by_message(session, message.id)
                 if not found and not notes:
                     return False
@@ -220,11 +245,21 @@ class Bot:
                 )
             log.info("message %s edited: %s follows it", message.id, changed)
         except UserError as exc:
+            self._followed_unchanged(message)
             chat.reply(message, silence_mentions(self._error_text(word, exc)))
         except Exception:
             log.exception("following the edit of message %s failed", message.id)
+            self._followed_unchanged(message)
             chat.reply(message, APOLOGY)
         return True
+
+    def _followed_unchanged(self, message: Message) -> None:
+        """An edit answered without an effect counts as followed: it is not answered again."""
+        try:
+            with self.app.unit_of_work() as session:
+                self._mark_followed(session, message)
+        except Exception:
+            log.exception("could not record the edit of message %s as followed", message.id)
 
     def handle_delete(self, message_ids: list[int]) -> list[str]:
         """Messages were deleted: the entries they made go too. Returns what was removed."""
@@ -277,7 +312,7 @@ class Bot:
             return outcome
         try:
             with self.app.unit_of_work() as session:
-                if not self._claim(session, message.id):
+                if not self._claim(session, message):
                     return DUPLICATE
                 return self._stage(session, message, chat, outcome)
         except Exception:
@@ -301,13 +336,19 @@ class Bot:
 
         return replace(outcome, reply=None, after=then)
 
-    def _claim(self, session: Session, message_id: int) -> bool:
-        """Record ``message_id`` as handled in this transaction; False if it already was.
+    def _claim(self, session: Session, message: Message) -> bool:
+        """Record ``message`` as handled in this transaction; False if it already was.
 
         Two bot instances may receive the same message: the second insert waits for
-        the first transaction and then fails, so only one of them takes effect.
+        the first transaction and then fails, so only one of them takes effect. The
+        message's content is handled as last edited: that edit counts as followed.
         """
-        values = {"message_id": message_id, "processed_at": self.app.clock.now()}
+        message_id = message.id
+        values = {
+            "message_id": message_id,
+            "processed_at": self.app.clock.now(),
+            "edit_timestamp": message.edited_at,
+        }
         claim = _CLAIM.get(session.get_bind().dialect.name)
         if claim is not None:
             # One statement per command: INSERT … ON CONFLICT DO NOTHING (it waits for a
@@ -331,7 +372,7 @@ class Bot:
         series_key, rest = consume_series(rest)
         now = self.app.clock.now()
         with self.app.unit_of_work() as session:
-            if message.id is not None and not self._claim(session, message.id):
+            if message.id is not None and not self._claim(session, message):
                 log.info("message %s was handled before; skipped", message.id)
                 return DUPLICATE
             person = people.for_sender(session, message, now)

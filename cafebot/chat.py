@@ -26,6 +26,8 @@ class Message:
     topic: str | None = None
     recipient_ids: tuple[int, ...] = ()  # a direct message's participants, sender included
     sender_is_bot: bool = False
+    # When its content was last edited (Zulip's ``last_edit_timestamp``, seconds); None if never.
+    edited_at: int | None = None
 
     @property
     def is_direct(self) -> bool:
@@ -44,6 +46,8 @@ class Message:
             if isinstance(shown, list):
                 recipients = tuple(int(r["id"]) for r in shown if isinstance(r, dict) and "id" in r)
         raw_id = raw.get("id")
+        # zulip.yaml, MessagesBase.last_edit_timestamp: present only if the message was edited.
+        edited = raw.get("last_edit_timestamp")
         return cls(
             id=int(raw_id) if raw_id is not None else None,
             sender_id=int(raw.get("sender_id", 0)),
@@ -54,6 +58,7 @@ class Message:
             topic=str(raw.get("subject", raw.get("topic", ""))) if is_stream else None,
             recipient_ids=recipients,
             sender_is_bot=bool(raw.get("sender_is_bot", False)),
+            edited_at=int(edited) if edited is not None else None,
         )
 
 

@@ -161,6 +161,10 @@ class CafeHandler:
         """``message``, which made an entry, was edited to ``text``: the entry follows."""
         return self._bot().handle_edit(message, text, chat)
 
+    def edit_followed(self, message: Message) -> bool | None:
+        """Whether ``message``'s last edit was followed; None if it was never handled."""
+        return self._bot().edit_followed(message)
+
     def dispatch_delete(self, message_ids: list[int]) -> list[str]:
         """Messages were deleted: the entries they made are removed."""
         return self._bot().handle_delete(message_ids)

@@ -320,6 +320,9 @@ class ProcessedMessage(Base):
 
     message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     processed_at: Mapped[dt.datetime] = mapped_column(Instant)
+    # The message's last edit the bot has followed (Zulip's ``last_edit_timestamp``, revision
+    # 0006): an edit made while the bot was away is later than this, one already followed is not.
+    edit_timestamp: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
 
 
 # ---------------------------------------------------------------- lifecycle (revision 0003)

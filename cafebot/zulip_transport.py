@@ -3,10 +3,12 @@
 Three threads share the work:
 
 - the **poller** registers an event queue (message, update_message and
-  delete_message events, raw Markdown), catches up on the messages posted since
-  the last one the bot read (``GET /messages`` from the stored anchor, bounded
-  by the catch-up window), then long-polls; it re-registers at once when Zulip
-  forgets the queue (``BAD_EVENT_QUEUE_ID``) and catches up again;
+  delete_message events, raw Markdown), then catches up: it reads forward with
+  ``GET /messages`` from the stored anchor to the newest message, and back from
+  the anchor for commands edited while it was away, inside the catch-up window
+  (a message both read and queued is handled once). Then it long-polls; it
+  re-registers at once when Zulip forgets the queue (``BAD_EVENT_QUEUE_ID``) and
+  catches up again. On the first start on an account nothing is caught up;
 - the **main thread** takes what the poller found, in order, and dispatches
   commands through :class:`~cafebot.handler.CafeHandler`; the command's effect
   and its message id are committed together, so a message seen twice has no
@@ -44,7 +46,7 @@ from cafebot.app import App
 from cafebot.chat import Chat, EditNotAllowed, Message, SendFailed
 from cafebot.config import Settings, ZulipSettings
 from cafebot.handler import CafeHandler, command_text, strip_mention
-from cafebot.models import ProcessedMessage, ZulipCursor
+from cafebot.models import ZulipCursor
 from cafebot.outbox import Outbox, Target, _Edit, _React
 from cafebot.pacing import (
     Api,
@@ -448,8 +450,12 @@ class ZulipBot:
                 queue_id, last_event_id = str(reg["queue_id"]), int(reg["last_event_id"])
                 self._queue_id = queue_id
                 longpoll = float(reg.get("event_queue_longpoll_timeout_seconds") or longpoll) + 5
-                max_id = int(reg.get("max_message_id", 0))
-                pushed = self._catch_up(api, pushed, max_id)
+                # The queue collects events from here on; what came before it is read now.
+                # /register's max_message_id is not used: Zulip sends it only when
+                # "message" is in fetch_event_types (zulip.yaml, /register response;
+                # recorded.json exchanges 0 and 1), and cafebot fetches only "realm".
+                pushed = self._catch_up(api, pushed, reg)
+                self.outbox.latest_id = max(self.outbox.latest_id, pushed)
                 self.inbox.put(_Inbound("ready", pushed))
             try:
                 result = api.call(
@@ -462,6 +468,8 @@ class ZulipBot:
             except ApiError as exc:
                 if self.inbound_stop.stopped:
                     return  # the queue was deregistered at shutdown
+                # zulip.yaml, BadEventQueueIdError (recorded.json, "bad queue id"): the
+                # queue is gone; a new one is registered and caught up from `pushed`.
                 if exc.code == "BAD_EVENT_QUEUE_ID" or "event queue" in exc.msg.lower():
                     log.info("Zulip forgot the event queue; registering a new one")
                 else:
@@ -522,67 +530,133 @@ class ZulipBot:
         box = self.outbox
         box.max_message_length = int(reg.get("max_message_length") or box.max_message_length)
         box.max_topic_length = int(reg.get("max_topic_length") or box.max_topic_length)
-        box.latest_id = max(box.latest_id, int(reg.get("max_message_id", 0)))
         log.info("event queue registered")
         return reg
 
-    def _catch_up(self, api: Api, anchor: int | None, max_id: int) -> int:
-        """Queue the messages after ``anchor`` up to ``max_id`` (oldest first), within the window.
+    def _catch_up(self, api: Api, anchor: int | None, reg: dict[str, Any]) -> int:
+        """Queue what was posted after ``anchor``, and what was edited while the bot was away.
 
-        Fetched newest first, page by page, so the work is bounded by the window
-        however old the anchor is. Returns the newest id queued.
+        Called after the queue is registered, so nothing posted from then on is missed;
+        a message both read here and brought by the queue is handled once (by its id).
+        On the first start on an account (no ``anchor``), nothing is caught up: the
+        newest message becomes the anchor. Returns the newest message id known.
         """
-        max_id = max(max_id, 0)
         if anchor is None:
+            newest = self._newest_id(api)
             log.info("first start on this Zulip account: nothing to catch up on")
-            return max_id
-        if max_id <= anchor:
-            return anchor
+            return newest
         cutoff = time.time() - self.tuning.catchup_window.total_seconds()
-        found: list[dict[str, Any]] = []
-        top: int | str = max_id
-        include = True
-        too_old = 0
-        while True:
-            page = api.call(
-                "GET",
-                "messages",
-                {
-                    "anchor": top,
-                    "include_anchor": include,
-                    "num_before": min(self.tuning.page_size, FETCH_CAP),
-                    "num_after": 0,
-                    "narrow": [],
-                    "apply_markdown": False,
-                    "client_gravatar": True,
-                },
-                retry=True,
-            )
-            messages = sorted(page.get("messages", []), key=lambda m: int(m["id"]), reverse=True)
-            done = bool(page.get("found_oldest")) or not messages
-            for raw in messages:
-                if int(raw["id"]) <= anchor:
-                    done = True
-                    break
-                if float(raw.get("timestamp", 0)) < cutoff:
-                    too_old += 1
-                    done = True
-                    continue
-                found.append(raw)
-            if done:
-                break
-            top, include = int(messages[-1]["id"]), False
+        edited = self._edited_while_away(api, anchor, cutoff, reg)
+        found, too_old = self._read_forward(api, anchor, cutoff)
         if too_old:
             log.warning(
-                "messages older than the catch-up window (%s) were not looked at",
+                "%d message(s) older than the catch-up window (%s) were not looked at",
+                too_old,
                 self.tuning.catchup_window,
             )
-        found.sort(key=lambda m: int(m["id"]))
+        for raw in edited:
+            self.inbox.put(_Inbound("edited", raw))
         for raw in found:
             self.inbox.put(_Inbound("message", raw))
         if found:
             log.info("catching up on %d message(s) posted while the bot was away", len(found))
-        return max(anchor, max_id)
+        return max([anchor, *(int(m["id"]) for m in found)])
+
+    def _messages(self, api: Api, anchor: int | str, **request: Any) -> dict[str, Any]:
+        """One page of ``GET /messages`` as the bot reads it: an empty narrow (for a bot,
+        the messages that mention it and its DMs: zulip-api/README.md, "Other facts"),
+        raw Markdown (``apply_markdown=false``: ``content`` is what the user typed)."""
+        return api.call(
+            "GET",
+            "messages",
+            {
+                "anchor": anchor,
+                **request,
+                "narrow": [],
+                "apply_markdown": False,
+                "client_gravatar": True,
+            },
+            retry=True,
+        )
+
+    def _newest_id(self, api: Api) -> int:
+        """The id of the newest message the bot can read (0 if none).
+
+        ``anchor=newest`` with ``num_before=1`` answers the newest message, as recorded
+        (recorded.json, "messages anchor=newest").
+        """
+        page = self._messages(api, "newest", num_before=1, num_after=0)
+        return max((int(m["id"]) for m in page.get("messages", [])), default=0)
+
+    def _read_forward(
+        self, api: Api, anchor: int, cutoff: float
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The messages after ``anchor`` posted inside the window, oldest first, and how
+        many were older than it.
+
+        Read forward page by page until Zulip says ``found_newest`` (zulip.yaml,
+        GET /messages: ``include_anchor=false`` leaves the anchor out; recorded.json,
+        "messages read forward from an anchor").
+        """
+        found: list[dict[str, Any]] = []
+        too_old = 0
+        top = anchor
+        page_size = min(self.tuning.page_size, FETCH_CAP)
+        while True:
+            page = self._messages(api, top, include_anchor=False, num_before=0, num_after=page_size)
+            messages = sorted(page.get("messages", []), key=lambda m: int(m["id"]))
+            for raw in messages:
+                if int(raw["id"]) <= top:
+                    continue  # not asked for: never counted twice
+                if float(raw.get("timestamp", 0)) < cutoff:
+                    too_old += 1
+                else:
+                    found.append(raw)
+            if page.get("found_newest") or not messages or int(messages[-1]["id"]) <= top:
+                return found, too_old
+            top = int(messages[-1]["id"])
+
+    def _edited_while_away(
+        self, api: Api, anchor: int, cutoff: float, reg: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The messages up to ``anchor`` whose content was edited, oldest first: the main
+        thread follows each edit it has not followed yet (the events of edits made while
+        no queue was registered are lost).
+
+        Read backward from the anchor, as far as an edit could have been made while the
+        bot was away: the anchor was handled before the bot went away, and a message can
+        be edited only for ``realm_message_content_edit_limit_seconds`` after it was sent
+        (zulip.yaml, /register, realm section: null means no limit; the default is 600 s,
+        zulip-api/README.md). Never further back than the catch-up window.
+        """
+        limit = reg.get("realm_message_content_edit_limit_seconds")
+        edited: list[dict[str, Any]] = []
+        top = anchor
+        include = True
+        oldest = cutoff
+        page_size = min(self.tuning.page_size, FETCH_CAP)
+        while True:
+            page = self._messages(
+                api, top, include_anchor=include, num_before=page_size, num_after=0
+            )
+            messages = sorted(page.get("messages", []), key=lambda m: int(m["id"]), reverse=True)
+            done = bool(page.get("found_oldest")) or not messages
+            for raw in messages:
+                stamp = float(raw.get("timestamp", 0))
+                if int(raw["id"]) == anchor and isinstance(limit, int) and limit > 0:
+                    oldest = max(cutoff, stamp - limit)
+                if stamp < oldest:
+                    done = True
+                    break
+                # zulip.yaml, MessagesBase: last_edit_timestamp is present only if the
+                # message was edited (its content or its topic).
+                if raw.get("last_edit_timestamp") is not None:
+                    edited.append(raw)
+            if done or (int(messages[-1]["id"]) >= top and not include):
+                break
+            top, include = int(messages[-1]["id"]), False
+        edited.reverse()
+        return edited
 
     # ------------------------------------------------------------------ the main thread
 
@@ -592,6 +666,8 @@ class ZulipBot:
                 self._on_message(item.data)
             elif item.kind == "edit":
                 self._on_edit(item.data)
+            elif item.kind == "edited":
+                self._follow_edit(item.data, caught_up=True)
             elif item.kind == "delete":
                 self.handler.dispatch_delete(list(item.data))
         except Stopped:
@@ -636,18 +712,33 @@ class ZulipBot:
         except ApiError as exc:
             log.info("edited message %s is gone (%s)", message_id, exc)
             return
+        # zulip.yaml, GET /messages/{message_id}: with apply_markdown=false, `content`
+        # is the raw Markdown; `raw_content` is deprecated but still sent (recorded.json,
+        # "one message, raw").
         raw = got.get("message") or {}
         if "raw_content" in got and raw:
             raw = {**raw, "content": got["raw_content"]}
-        if not raw:
-            return
+        if raw:
+            self._follow_edit(raw, caught_up=False)
+
+    def _follow_edit(self, raw: dict[str, Any], *, caught_up: bool) -> None:
+        """A message was edited: the entry it made follows, or it has become a command.
+
+        ``caught_up``: found by the catch-up, not announced by an event; an edit already
+        followed before the bot went away is left alone then.
+        """
         message = self._message(raw)
-        if message is None:
+        if message is None or message.id is None:
             return
         text = command_text(message, self.bot_id, self.bot_name)
-        if self._processed(message_id):
+        followed = self.handler.edit_followed(message)
+        if followed is not None:
+            if caught_up and followed:
+                return
             if text is None:
                 text = strip_mention(message.content, self.bot_name, self.bot_id)[1]
+            if caught_up:
+                log.info("message %s was edited while the bot was away", message.id)
             self.handler.dispatch_edit(message, text, self.chat)
         elif text is not None:
             age = time.time() - float(raw.get("timestamp", time.time()))
@@ -674,10 +765,6 @@ class ZulipBot:
                 user = {}
             self._users[user_id] = user
         return bool(user and user.get("is_bot"))
-
-    def _processed(self, message_id: int) -> bool:
-        with self.app.unit_of_work() as session:
-            return session.get(ProcessedMessage, message_id) is not None
 
     # ------------------------------------------------------------------ the anchor
 

@@ -838,16 +838,19 @@ class _Api:
             answer = _ok(
                 queue_id=queue.id,
                 last_event_id=-1,
-                max_message_id=max(
-                    (m.id for m in fake.messages.values() if self.user.id in m.receivers),
-                    default=-1,
-                ),
                 zulip_version=ZULIP_VERSION,
                 zulip_feature_level=FEATURE_LEVEL,
                 zulip_merge_base=ZULIP_VERSION,
                 event_queue_longpoll_timeout_seconds=fake.heartbeat * 2,
             )
             wanted = fetch if fetch is not None else types
+            if wanted is None or "message" in wanted:
+                # zulip.yaml, /register: "max_message_id: Present if `message` is present in
+                # `fetch_event_types`" (recorded.json: absent as cafebot registers).
+                answer["max_message_id"] = max(
+                    (m.id for m in fake.messages.values() if self.user.id in m.receivers),
+                    default=-1,
+                )
             if wanted is None or "realm" in wanted:
                 answer.update(
                     realm_name=fake.realm_name,

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -85,13 +86,17 @@ class Process:
         self.proc.wait(10)
 
 
-def db_count(config: Path, sql: str, **params: int) -> int:
+def db_rows(config: Path, sql: str, **params: int) -> list[tuple[Any, ...]]:
     engine = create_engine(f"sqlite:///{config.parent / 'cafe.db'}")
     try:
         with engine.connect() as connection:
-            return int(connection.execute(text(sql), params).scalar_one())
+            return [tuple(row) for row in connection.execute(text(sql), params)]
     finally:
         engine.dispose()
+
+
+def db_count(config: Path, sql: str, **params: int) -> int:
+    return int(db_rows(config, sql, **params)[0][0])
 
 
 def test_run_answers_in_a_stream_and_a_dm_and_stops_cleanly_on_sigterm(
@@ -182,3 +187,82 @@ def test_run_without_zulip_settings_says_what_to_set(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no Zulip account configured" in result.stderr
+
+
+# Against a server that answers as Zulip does (no max_message_id in the /register answer,
+# tests/test_zulip_contract.py), the failures an operator meets: each command is handled
+# once, in order, whatever happened to the process or to its event queue.
+
+
+def agenda(config: Path) -> list[tuple[int, str]]:
+    return [
+        (int(r), str(t))
+        for r, t in db_rows(config, "SELECT ref, topic FROM agenda_item ORDER BY ref")
+    ]
+
+
+def test_sigkill_then_five_commands_while_down_are_each_handled_once_in_order(
+    config: Path, org: Org
+) -> None:
+    fake = org.fake
+    bot = Process(config, org)
+    first = org.command("agenda 1m Before the kill")
+    fake.wait_for(lambda: org.acked(first), what="the first command")
+    bot.kill()
+    while_down = [org.command(f"agenda {n}m While down {n}") for n in range(2, 7)]
+    bot = Process(config, org)
+    try:
+        fake.wait_for(lambda: all(org.acked(m) for m in while_down), 15, "the catch-up")
+        last = org.command("agenda 7m After the restart")
+        fake.wait_for(lambda: org.acked(last), what="a command after the catch-up")
+    finally:
+        assert bot.terminate()[0] == 0
+    assert agenda(config) == [
+        (1, "Before the kill"),
+        *((n, f"While down {n}") for n in range(2, 7)),
+        (7, "After the restart"),
+    ]
+    for message in [first, *while_down, last]:
+        processed = "SELECT count(*) FROM processed_message WHERE message_id = :id"
+        assert db_count(config, processed, id=message) == 1
+        assert fake.reactions(message).count((org.bot.id, "check")) == 1
+
+
+def test_a_command_posted_after_the_queue_expired_is_handled_once(config: Path, org: Org) -> None:
+    fake = org.fake
+    bot = Process(config, org)
+    try:
+        registered = len(fake.requests_to("register"))
+        fake.expire_queues()
+        gap = org.command("agenda 10m Posted in the gap")
+        fake.wait_for(lambda: org.acked(gap), what="the command from the gap")
+        after = org.command("agenda 5m On the new queue")
+        fake.wait_for(lambda: org.acked(after), what="a command on the new queue")
+    finally:
+        assert bot.terminate()[0] == 0
+    assert len(fake.requests_to("register")) == registered + 1
+    assert agenda(config) == [(1, "Posted in the gap"), (2, "On the new queue")]
+    assert fake.reactions(gap).count((org.bot.id, "check")) == 1
+    assert "Zulip forgot the event queue" in bot.output()
+
+
+def test_a_command_edited_while_the_bot_is_down_is_followed_after_the_restart(
+    config: Path, org: Org
+) -> None:
+    fake = org.fake
+    bot = Process(config, org)
+    command = org.command("agenda 10m Relase plans")
+    fake.wait_for(lambda: org.acked(command), what="the command")
+    assert bot.terminate()[0] == 0
+    fake.edit(command, f"@**{org.bot.full_name}** agenda 15m Release plans")
+    bot = Process(config, org)
+    try:
+        fake.wait_for(
+            lambda: agenda(config) == [(1, "Release plans")], 15, "the edit to be followed"
+        )
+        later = org.command("agenda 5m Later")
+        fake.wait_for(lambda: org.acked(later), what="a later command")
+    finally:
+        assert bot.terminate()[0] == 0
+    assert db_count(config, "SELECT estimate_min FROM agenda_item WHERE ref = 1") == 15
+    assert "edited while the bot was away" in bot.output()

@@ -437,6 +437,132 @@ def test_long_replies_are_split_within_the_servers_limit(db_url: str) -> None:
         assert "cafebot commands" in parts[0].content
 
 
+def test_the_first_start_anchors_at_the_newest_message_and_catches_nothing_up(
+    org: Org, app: App
+) -> None:
+    fake = org.fake
+    before = org.command("agenda 10m Posted before the bot ever ran")
+    running = Running(app).wait_ready()
+    try:
+        after = org.command("agenda 5m Posted once it runs")
+        fake.wait_for(lambda: org.acked(after), what="the command after the start")
+    finally:
+        running.stop()
+    assert not org.acked(before)
+    assert topics(app) == ["Posted once it runs"]
+    reads = fake.requests_to("messages", "GET")
+    assert [r.params.get("anchor") for r in reads] == ["newest"]
+    assert [c.last_message_id for c in rows(app, ZulipCursor)] == [after]
+
+
+def test_a_command_both_read_and_on_the_queue_is_handled_once(org: Org, app: App) -> None:
+    fake = org.fake
+    Running(app).wait_ready().stop()
+    down = org.command("agenda 1m Posted while down")
+    # Both catch-up reads answer slowly: a command posted meanwhile is on the new queue
+    # and in the forward read.
+    fake.fault("slow", "messages", method="GET", times=2, delay=1.0)
+    registered = len(fake.requests_to("register"))
+    running = Running(app)
+    try:
+        fake.wait_for(lambda: len(fake.requests_to("register")) > registered, what="register")
+        both = org.command("agenda 2m Posted during the catch-up")
+        running.wait_ready()
+        fake.wait_for(lambda: org.acked(down) and org.acked(both), what="both commands")
+        later = org.command("agenda 3m Later")
+        fake.wait_for(lambda: org.acked(later), what="a later command")
+    finally:
+        running.stop()
+    forward = [r for r in fake.requests_to("messages", "GET") if r.params.get("num_before") == "0"]
+    assert forward and forward[0].at < fake.messages[both].timestamp + 1.0
+    assert topics(app) == ["Later", "Posted during the catch-up", "Posted while down"]
+    assert fake.reactions(both).count((org.bot.id, "check")) == 1
+    assert org.replies() == []
+
+
+def test_the_catch_up_reads_forward_from_the_anchor_until_the_newest(org: Org, app: App) -> None:
+    fake = org.fake
+    Running(app).wait_ready().stop()
+    posted = [org.command(f"agenda {n}m Item {n}") for n in range(1, 8)]
+    quick = Tuning(**{**FAST.__dict__, "page_size": 3})
+    running = Running(app, tuning=quick).wait_ready()
+    try:
+        fake.wait_for(lambda: all(org.acked(m) for m in posted), what="the catch-up")
+    finally:
+        running.stop()
+    forward = [
+        r.params
+        for r in fake.requests_to("messages", "GET")
+        if r.params.get("num_before") == "0" and r.params.get("include_anchor") == "false"
+    ]
+    # Three pages of three: from the stored anchor, then from the last id of each page.
+    assert len(forward) == 3
+    assert [int(p["anchor"]) for p in forward[1:]] == [posted[2], posted[5]]
+    assert all(p["num_after"] == "3" for p in forward)
+    assert len(topics(app)) == 7
+
+
+def test_a_command_edited_while_down_is_followed_after_the_restart(org: Org, app: App) -> None:
+    fake = org.fake
+    running = Running(app).wait_ready()
+    made = org.command("agenda 10m Relase plans")
+    fake.wait_for(lambda: org.acked(made), what="the item")
+    running.stop()
+    fake.edit(made, "@**cafe** agenda 15m Release plans")
+    running = Running(app).wait_ready()
+    try:
+        fake.wait_for(lambda: topics(app) == ["Release plans"], what="the edit followed")
+    finally:
+        running.stop()
+    with app.unit_of_work() as session:
+        assert session.get(ProcessedMessage, made).edit_timestamp == int(
+            fake.messages[made].last_edit_timestamp or 0
+        )
+    assert org.replies() == []
+
+
+def test_an_edit_answered_before_a_restart_is_not_answered_again(org: Org, app: App) -> None:
+    fake = org.fake
+    running = Running(app).wait_ready()
+    made = org.command("agenda 10m Release plans")
+    fake.wait_for(lambda: org.acked(made), what="the item")
+    fake.edit(made, "@**cafe** shoutout Thanks all")
+    fake.wait_for(lambda: org.replies(), what="the answer to the edit")
+    running.stop()
+    running = Running(app).wait_ready()
+    try:
+        later = org.command("agenda 5m Later")
+        fake.wait_for(lambda: org.acked(later), what="a later command")
+    finally:
+        running.stop()
+    assert [r.content.count("A1 stays as it was") for r in org.replies()] == [1]
+    assert topics(app) == ["Later", "Release plans"]
+
+
+def test_the_look_for_edits_goes_back_only_as_far_as_the_edit_limit(org: Org, app: App) -> None:
+    fake = org.fake
+    running = Running(app).wait_ready()
+    made = [org.command(f"agenda {n}m Item {n}") for n in (1, 2, 3, 4)]
+    fake.wait_for(lambda: all(org.acked(m) for m in made), what="the items")
+    running.stop()
+    # Sent 2000 s and more before the last one read: past the 600 s edit limit when the
+    # bot went away, they cannot have been edited since, and are not read again.
+    fake.age(made[0], 3000)
+    fake.age(made[1], 2000)
+    fake.age(made[2], 100)
+    one = Tuning(**{**FAST.__dict__, "page_size": 1})
+    Running(app, tuning=one).wait_ready().stop()
+    backward = [
+        r.params
+        for r in fake.requests_to("messages", "GET")
+        if r.params["num_after"] == "0" and r.params["anchor"] != "newest"
+    ]
+    assert [(int(p["anchor"]), p["include_anchor"]) for p in backward] == [
+        (made[3], "true"),  # the page holds the anchor and the one before it
+        (made[2], "false"),  # this one is past the limit: the read stops there
+    ]
+
+
 # ------------------------------------------------------------------ edits and deletes
 
 
