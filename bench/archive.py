@@ -9,7 +9,7 @@ as medians of ``--runs`` runs:
 - parse:  ``MarkdownIt("commonmark").parse(text)`` of every file (the yardstick);
 - import: reading, parsing and importing every file, one transaction per file, into
   a fresh database at the latest revision (SQLite file; PostgreSQL with --postgres);
-- export: writing every year file again (``cafebot.archive.write_year_file``).
+- export: writing every year file again (``cafebot.notes.archive.write_year_file``).
 
 The targets (issue 5): import at most 4x the parse, export at most 1x. Results go in
 bench/RESULTS.md; they are not asserted in tests. Also checks that every exported
@@ -39,15 +39,15 @@ import sqlalchemy as sa  # noqa: E402
 from markdown_it import MarkdownIt  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
-from cafebot import db  # noqa: E402
-from cafebot.archive import (  # noqa: E402
+from cafebot.core.config import SeriesSettings  # noqa: E402
+from cafebot.notes.archive import (  # noqa: E402
     import_archive,
     normalise,
     parse_archive,
     read_archive_file,
     write_year_file,
 )
-from cafebot.config import SeriesSettings  # noqa: E402
+from cafebot.storage import db  # noqa: E402
 
 SERIES = SeriesSettings(key="cafe")
 NOW = dt.datetime(2041, 1, 1, tzinfo=dt.UTC)

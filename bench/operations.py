@@ -29,15 +29,15 @@ from typing import IO
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cafebot import db  # noqa: E402
-from cafebot.backup import read_backup, restore, write_backup  # noqa: E402
-from cafebot.leader import DEFAULT_INTERVAL  # noqa: E402
+from cafebot.storage import db  # noqa: E402
+from cafebot.storage.backup import read_backup, restore, write_backup  # noqa: E402
+from cafebot.storage.leader import DEFAULT_INTERVAL  # noqa: E402
 from tests.harness import ADA, BOB, OLGA, Harness  # noqa: E402
 
 WATCHER = """
 import sys, time
-from cafebot import db
-from cafebot.leader import Leadership, LeaderWatch
+from cafebot.storage import db
+from cafebot.storage.leader import Leadership, LeaderWatch
 watch = LeaderWatch(Leadership(db.make_engine(sys.argv[1])),
                     on_elected=lambda: print("elected", time.monotonic(), flush=True),
                     interval=float(sys.argv[2]))

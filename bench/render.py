@@ -8,8 +8,9 @@ import time
 from markdown_it import MarkdownIt
 
 from bench.common import median
-from cafebot.config import SeriesSettings
-from cafebot.models import (
+from cafebot.core.config import SeriesSettings
+from cafebot.notes.render import Flavour, render
+from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
     Introduction,
@@ -19,7 +20,6 @@ from cafebot.models import (
     Person,
     ShoutOut,
 )
-from cafebot.notes import Flavour, render
 
 T0 = dt.datetime(2031, 6, 17, 16, 0, tzinfo=dt.UTC)
 SERIES = SeriesSettings(key="cafe")

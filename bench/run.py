@@ -205,7 +205,7 @@ def notes(args: argparse.Namespace, report: Report, work: Path) -> None:
     from markdown_it import MarkdownIt
 
     from bench import archive, render
-    from cafebot import db
+    from cafebot.storage import db
 
     (work / "archive-in").mkdir(parents=True, exist_ok=True)
     files = archive.year_files(work / "archive-in")
@@ -308,7 +308,7 @@ def _postgres(url: str | None) -> str | None:
     if not url:
         return None
     try:
-        from cafebot import db
+        from cafebot.storage import db
 
         engine = db.make_engine(url)
         try:

@@ -6,7 +6,7 @@ introductions, shout-outs and agenda items, 40,000 notes under the items, 5,000
 people, 100,000 handled messages), written with bulk inserts into a fresh
 database at the latest revision. Then the same commands (bench/live.py's
 workload: what 50 people do during a meeting) go through the real handler
-(:class:`cafebot.handler.CafeHandler`, one transaction each), in process: the
+(:class:`cafebot.edge.handler.CafeHandler`, one transaction each), in process: the
 latency is the handler's alone, without the HTTP around it, which would only
 dilute the difference.
 """
@@ -26,9 +26,9 @@ import sqlalchemy as sa
 
 from bench.common import median, percentile
 from bench.live import Workload
-from cafebot import db
-from cafebot.config import SeriesSettings
-from cafebot.models import (
+from cafebot.core.config import SeriesSettings
+from cafebot.storage import db
+from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
     Introduction,

@@ -1,5 +1,5 @@
 import sys
 
-from cafebot.cli import main
+from cafebot.cli.main import main
 
 sys.exit(main())

@@ -20,8 +20,8 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.sql.schema import SchemaItem
 
-from cafebot.db import make_engine
-from cafebot.models import Base, UTCDateTime
+from cafebot.storage.db import make_engine
+from cafebot.storage.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -58,7 +58,7 @@ def configure_options(dialect_name: str) -> dict[str, Any]:
         "compare_type": True,
         # SQLite alters a table by copying it ("batch" mode).
         "render_as_batch": sqlite,
-        # cafebot.db gives SQLite real transactions, DDL included: migrate in one.
+        # cafebot.storage.db gives SQLite real transactions, DDL included: migrate in one.
         "transactional_ddl": True if sqlite else None,
     }
 

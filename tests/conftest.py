@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cafebot import db
+from cafebot.storage import db
 from tests.fakezulip import FakeZulip, Org
 
 # ============================================================ database
@@ -20,8 +20,8 @@ from tests.fakezulip import FakeZulip, Org
 #   db_url           a URL of an empty database of its own; parametrised: "sqlite" (a file
 #                    in tmp_path) and "postgresql" (a fresh database on the server of
 #                    CAFEBOT_TEST_POSTGRES_URL, dropped afterwards; skipped without it)
-#   engine           cafebot.db.make_engine(db_url), upgraded to head; disposed afterwards
-#   session_factory  cafebot.db.session_factory(engine)
+#   engine           cafebot.storage.db.make_engine(db_url), upgraded to head; disposed afterwards
+#   session_factory  cafebot.storage.db.session_factory(engine)
 #
 # A test that takes any of these runs once per backend.
 

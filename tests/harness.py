@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import select
 from zulip_bots.test_lib import StubBotHandler
 
-from cafebot.app import App
-from cafebot.clock import FakeClock
-from cafebot.config import SeriesSettings, Settings
-from cafebot.handler import CafeHandler
+from cafebot.bot.app import App
+from cafebot.core.clock import FakeClock
+from cafebot.core.config import SeriesSettings, Settings
+from cafebot.edge.handler import CafeHandler
 
 BOT_ID = 99
 BOT_NAME = "cafe"
@@ -234,7 +234,7 @@ class RecordingChat:
         return self._next_id
 
     def edit(self, message_id: int, text: str) -> None:
-        from cafebot.chat import EditNotAllowed
+        from cafebot.core.chat import EditNotAllowed
 
         if self.refuse_edits:
             raise EditNotAllowed("The time limit for editing this message has passed")
@@ -255,8 +255,8 @@ def add_meeting(
 ) -> int:
     """A one-off meeting of ``series`` at ``starts_at`` (as `add meeting` makes one),
     with these agenda items; its id."""
-    from cafebot import meetings
-    from cafebot.models import AgendaItem, Meeting
+    from cafebot.cafe import meetings
+    from cafebot.storage.models import AgendaItem, Meeting
 
     with app.unit_of_work() as session:
         meeting = Meeting(

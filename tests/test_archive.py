@@ -1,4 +1,4 @@
-"""cafebot.archive: import into a real database (SQLite and PostgreSQL) and export again."""
+"""cafebot.notes.archive: import into a real database (SQLite and PostgreSQL) and export again."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cafebot.archive import (
+from cafebot.notes.archive import (
     ImportReport,
     import_archive,
     normalise,
@@ -20,8 +20,8 @@ from cafebot.archive import (
     write_year_file,
     year_text,
 )
-from cafebot.archive_import import CONFLICT, IMPORTED, REPLACED, UNCHANGED
-from cafebot.models import (
+from cafebot.notes.importer import CONFLICT, IMPORTED, REPLACED, UNCHANGED
+from cafebot.storage.models import (
     AgendaItem,
     ArchiveBlock,
     ArchiveMeeting,

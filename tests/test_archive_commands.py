@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cafebot.archive import import_archive, parse_archive
-from cafebot.models import AgendaItem, CheckIn, Introduction, Person
+from cafebot.notes.archive import import_archive, parse_archive
+from cafebot.storage.models import AgendaItem, CheckIn, Introduction, Person
 from tests.harness import ADA, BOB, CAFE, OLGA, Harness, User
 from tests.test_archive_reader import fixture
 

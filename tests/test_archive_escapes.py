@@ -1,8 +1,8 @@
 """The archive's backslash escapes: what the renderer writes, the reader reads back.
 
-cafebot.text.escape_pad_line makes user text safe for a line of the pad and
+cafebot.core.text.escape_pad_line makes user text safe for a line of the pad and
 escapes exactly what Markdown would otherwise read differently;
-cafebot.text.unescape, which the archive reader applies to every field, undoes
+cafebot.core.text.unescape, which the archive reader applies to every field, undoes
 CommonMark's backslash escapes and nothing else. The pair must be exact for any
 text, and text without a backslash (the community's own archive) must be read
 as it stands.
@@ -18,10 +18,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from cafebot.archive_reader import parse_archive
-from cafebot.models import AgendaItem, Introduction, ItemNote, Meeting, NoteKind, Person, ShoutOut
-from cafebot.notes import Flavour, render
-from cafebot.text import escape_pad_line, fragment, unescape
+from cafebot.core.text import escape_pad_line, fragment, unescape
+from cafebot.notes.reader import parse_archive
+from cafebot.notes.render import Flavour, render
+from cafebot.storage.models import (
+    AgendaItem,
+    Introduction,
+    ItemNote,
+    Meeting,
+    NoteKind,
+    Person,
+    ShoutOut,
+)
 
 # The pad's Markdown: CommonMark with HTML, plus tables.
 PAD = MarkdownIt("commonmark").enable("table")

@@ -1,4 +1,4 @@
-"""cafebot.archive_reader: every variation of notes-format.md read into records.
+"""cafebot.notes.reader: every variation of notes-format.md read into records.
 
 Pure tests (no database) on our own fixture archives in tests/fixtures/archives/
 and on tables of single lines.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cafebot.archive_reader import parse_archive, read_archive_file
-from cafebot.archive_records import (
+from cafebot.notes.reader import parse_archive, read_archive_file
+from cafebot.notes.records import (
     ArchiveError,
     ParsedCheckin,
     ParsedItem,
@@ -23,7 +23,7 @@ from cafebot.archive_records import (
     parse_checkin_line,
     parse_intro_line,
 )
-from cafebot.models import NoteKind
+from cafebot.storage.models import NoteKind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "archives"
 

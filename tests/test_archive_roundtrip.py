@@ -20,10 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from cafebot import db
-from cafebot.archive import import_archive, normalise, parse_archive, write_year_file, year_text
-from cafebot.config import SeriesSettings
-from cafebot.models import ArchiveMeeting
+from cafebot.core.config import SeriesSettings
+from cafebot.notes.archive import (
+    import_archive,
+    normalise,
+    parse_archive,
+    write_year_file,
+    year_text,
+)
+from cafebot.storage import db
+from cafebot.storage.models import ArchiveMeeting
 
 NOW = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
 

@@ -21,8 +21,9 @@ import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
-from cafebot import db
-from cafebot.backup import (
+from cafebot.core.clock import FakeClock
+from cafebot.storage import db
+from cafebot.storage.backup import (
     FORMAT,
     BackupError,
     column_kind,
@@ -31,8 +32,14 @@ from cafebot.backup import (
     restore,
     write_backup,
 )
-from cafebot.clock import FakeClock
-from cafebot.models import AgendaItem, Base, ItemState, Meeting, MeetingState, ProcessedMessage
+from cafebot.storage.models import (
+    AgendaItem,
+    Base,
+    ItemState,
+    Meeting,
+    MeetingState,
+    ProcessedMessage,
+)
 from tests.harness import ADA, BOB, OLGA, Harness
 
 ROOT = Path(__file__).resolve().parent.parent

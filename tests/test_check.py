@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cafebot import db
+from cafebot.storage import db
 from tests.fakezulip import Org
 
 ROOT = Path(__file__).resolve().parent.parent

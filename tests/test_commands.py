@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import event
 
-from cafebot.models import (
+from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
     Introduction,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cafebot.config import ConfigError, find_config, load_settings, parse_duration
+from cafebot.core.config import ConfigError, find_config, load_settings, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,8 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cafebot import db
-from cafebot.models import Series
+from cafebot.storage import db
+from cafebot.storage.models import Series
 
 
 def test_sqlite_file_engine_creates_its_directory_and_sets_pragmas(tmp_path: Path) -> None:

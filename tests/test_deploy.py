@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cafebot.cli import build_parser
+from cafebot.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

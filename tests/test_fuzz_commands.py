@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cafebot.app import APOLOGY
-from cafebot.commands import REGISTRY
+from cafebot.bot.app import APOLOGY
+from cafebot.commands.registry import REGISTRY
 from tests.harness import ADA, BOB, OLGA, Harness
 
 WORDS = sorted({w for spec in REGISTRY for w in (spec.name, *spec.aliases)})

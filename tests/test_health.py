@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cafebot.clock import FakeClock
-from cafebot.config import ConfigError, Settings, find_config, load_settings
-from cafebot.health import DEFAULT_MAX_AGE, Heartbeat, check, heartbeat_path
+from cafebot.core.clock import FakeClock
+from cafebot.core.config import ConfigError, Settings, find_config, load_settings
+from cafebot.ops.health import DEFAULT_MAX_AGE, Heartbeat, check, heartbeat_path
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = dt.datetime(2031, 6, 1, 10, 0, 0, 250000, tzinfo=dt.UTC)
@@ -120,7 +120,7 @@ def test_a_write_failure_is_logged_once_and_not_raised(
     blocker.write_text("")
     clock = FakeClock(T0)
     heartbeat = Heartbeat(blocker / "heartbeat", clock)
-    with caplog.at_level(logging.WARNING, logger="cafebot.health"):
+    with caplog.at_level(logging.WARNING, logger="cafebot.ops.health"):
         assert heartbeat.beat("events") is False
         clock.advance(dt.timedelta(seconds=5))
         assert heartbeat.beat("events") is False
@@ -316,7 +316,7 @@ def test_cafebot_logs_the_warning_and_goes_on(tmp_path: Path) -> None:
     config = write_config(tmp_path, f"[zulip]\nkey = {KEY}\n", 0o644)
     result = cafebot("health", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 1  # no heartbeat: the warning did not stop anything
-    assert "WARNING cafebot.config:" in result.stderr
+    assert "WARNING cafebot.core.config:" in result.stderr
     assert "is readable by every user" in result.stderr
     assert KEY not in result.stderr + result.stdout
     config.chmod(0o600)

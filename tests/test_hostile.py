@@ -22,8 +22,9 @@ import pytest
 from markdown_it import MarkdownIt
 from sqlalchemy import select
 
-from cafebot.app import APOLOGY
-from cafebot.models import (
+from cafebot.bot.app import APOLOGY
+from cafebot.notes.render import Flavour, render
+from cafebot.storage.models import (
     AgendaItem,
     Base,
     CheckIn,
@@ -35,7 +36,6 @@ from cafebot.models import (
     ProcessedMessage,
     ShoutOut,
 )
-from cafebot.notes import Flavour, render
 from tests.harness import ADA, CAFE, OLGA, Answer, Harness
 
 MAX_MESSAGE_LENGTH = 10_000  # Zulip's default max_message_length

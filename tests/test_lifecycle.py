@@ -10,8 +10,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cafebot.models import AgendaItem, ItemState, Meeting, MeetingState, NoticeStatus, SentNotice
-from cafebot.scheduler import Lifecycle
+from cafebot.cafe.scheduler import Lifecycle
+from cafebot.storage.models import (
+    AgendaItem,
+    ItemState,
+    Meeting,
+    MeetingState,
+    NoticeStatus,
+    SentNotice,
+)
 from tests.harness import ADA, BOB, BOOK, CAFE, OLGA, Harness, RecordingChat
 
 UTC = dt.UTC

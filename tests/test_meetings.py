@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cafebot import meetings
-from cafebot.models import Meeting, MeetingState
+from cafebot.cafe import meetings
+from cafebot.storage.models import Meeting, MeetingState
 from tests.harness import BOOK, CAFE
 
 UTC = dt.UTC

@@ -1,4 +1,4 @@
-"""The Alembic revisions build exactly the schema of cafebot.models, on every backend."""
+"""The Alembic revisions build exactly the schema of cafebot.storage.models, on every backend."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from cafebot import db
-from cafebot.models import Base, Meeting, MeetingState, Series
+from cafebot.storage import db
+from cafebot.storage.models import Base, Meeting, MeetingState, Series
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

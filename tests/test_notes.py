@@ -1,4 +1,4 @@
-"""cafebot.notes: the rendered notes, against golden files and Markdown parsers.
+"""cafebot.notes.render: the rendered notes, against golden files and Markdown parsers.
 
 The golden files in ``tests/golden/`` are the reviewed output. After a deliberate
 change of the format, regenerate them with
@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from cafebot.config import SeriesSettings
-from cafebot.models import (
+from cafebot.core.config import SeriesSettings
+from cafebot.core.text import one_line
+from cafebot.notes.render import Flavour, render, render_archive_file, split_message
+from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
     Introduction,
@@ -34,8 +36,6 @@ from cafebot.models import (
     Person,
     ShoutOut,
 )
-from cafebot.notes import Flavour, render, render_archive_file, split_message
-from cafebot.text import one_line
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("CAFEBOT_UPDATE_GOLDEN") == "1"

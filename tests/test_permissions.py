@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from cafebot.app import APOLOGY
-from cafebot.commands import REGISTRY
-from cafebot.models import AgendaItem, Base, OutgoingMessage, Person, ProcessedMessage
+from cafebot.bot.app import APOLOGY
+from cafebot.commands.registry import REGISTRY
+from cafebot.storage.models import AgendaItem, Base, OutgoingMessage, Person, ProcessedMessage
 from tests.harness import ADA, BOB, CAFE, OLGA, OTHER_BOT, Answer, Harness, User
 
 ANYONE, OWNER, ORGANISERS = "anyone", "owner", "organisers"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cafebot.models import Meeting, MeetingState, PublishedPart, PublishStep, StepStatus
-from cafebot.notes import Flavour, render, split_message
-from cafebot.publish import UPDATED_HEADER, publish, upsert_section
-from cafebot.scheduler import Lifecycle
+from cafebot.cafe.scheduler import Lifecycle
+from cafebot.notes.render import Flavour, render, split_message
+from cafebot.publishing.publish import UPDATED_HEADER, publish, upsert_section
+from cafebot.storage.models import Meeting, MeetingState, PublishedPart, PublishStep, StepStatus
 from tests.harness import BOB, CAFE, OLGA, Harness, RecordingChat
 
 UTC = dt.UTC

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from cafebot.app import APOLOGY
-from cafebot.commands import REGISTRY, Outcome, Spec, command, help_for
-from cafebot.context import Context
-from cafebot.converters import Estimate
-from cafebot.models import AgendaItem, Meeting, ProcessedMessage
+from cafebot.bot.app import APOLOGY
+from cafebot.cafe.context import Context
+from cafebot.commands.converters import Estimate
+from cafebot.commands.registry import REGISTRY, Outcome, Spec, command, help_for
+from cafebot.storage.models import AgendaItem, Meeting, ProcessedMessage
 from tests.harness import Harness
 
 SPECS = [pytest.param(spec, id=spec.name) for spec in REGISTRY]
@@ -115,7 +115,7 @@ def test_one_structured_log_line_per_command(db_url: str) -> None:
     import io
     import json
 
-    from cafebot.logs import setup_logging
+    from cafebot.ops.logs import setup_logging
 
     stream = io.StringIO()
     setup_logging("INFO", "json", stream)

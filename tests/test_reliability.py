@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, select
 
-from cafebot.models import (
+from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
     Introduction,
@@ -349,7 +349,7 @@ def test_sigkill_five_times_during_a_replay_changes_nothing_in_the_end(
         if command.token is not None:
             assert sum(command.token in r for r in killed.replies) <= 1, command.text
     # No acknowledgement twice. Those still queued when the process dies are lost:
-    # reactions are not kept across a crash as replies are (cafebot.outbox).
+    # reactions are not kept across a crash as replies are (cafebot.edge.outbox).
     assert len(killed.reacted) == len(set(killed.reacted)), "an acknowledgement went twice"
     expected = len(uninterrupted.reacted) + uninterrupted.combined
     assert expected == sum(c.token is None for c in commands)  # one each, calmly

@@ -31,12 +31,14 @@ from markdown_it import MarkdownIt
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cafebot import db
-from cafebot.app import APOLOGY
-from cafebot.archive import import_archive, parse_archive, year_text
-from cafebot.commands import REGISTRY
-from cafebot.config import SeriesSettings
-from cafebot.models import (
+from cafebot.bot.app import APOLOGY
+from cafebot.commands.registry import REGISTRY
+from cafebot.core.config import SeriesSettings
+from cafebot.core.text import silence_mentions
+from cafebot.notes.archive import import_archive, parse_archive, year_text
+from cafebot.notes.render import Flavour, render, split_message
+from cafebot.storage import db
+from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
     Introduction,
@@ -48,8 +50,6 @@ from cafebot.models import (
     Series,
     ShoutOut,
 )
-from cafebot.notes import Flavour, render, split_message
-from cafebot.text import silence_mentions
 from tests.harness import ADA, BOB, OLGA, Harness
 
 RELIABILITY = os.environ.get("CAFEBOT_RELIABILITY") == "1"
@@ -139,7 +139,7 @@ def test_no_command_text_breaks_the_bot(db_url: str) -> None:
         assert APOLOGY not in answer.text, text
         for reply in answer.replies:
             assert not WILDCARD.search(reply), reply
-            # A long listing goes out in parts, as cafebot run sends it (cafebot.outbox).
+            # A long listing goes out in parts, as cafebot run sends it (cafebot.edge.outbox).
             parts = split_message(reply, MAX_MESSAGE_LENGTH)
             assert parts and all(len(part) <= MAX_MESSAGE_LENGTH for part in parts)
 
@@ -488,7 +488,7 @@ def read_back(session: Session, key: str) -> dict[str, list[tuple[object, ...]]]
 def carried(fields: dict[str, list[tuple[object, ...]]]) -> dict[str, list[tuple[object, ...]]]:
     """What the format carries of ``fields``: shout-outs are grouped by project (their order
     is not kept), an action's owner is a ``[name=…]`` tag in its text, and a mention in any
-    text is silent (the notes never ping anyone: cafebot.text.silence_mentions)."""
+    text is silent (the notes never ping anyone: cafebot.core.text.silence_mentions)."""
     said = silence_mentions
     items = []
     for name, low, high, topic, notes in fields["items"]:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from cafebot import meetings
-from cafebot.app import App
-from cafebot.config import load_settings
-from cafebot.models import AgendaItem, Meeting
+from cafebot.bot.app import App
+from cafebot.cafe import meetings
+from cafebot.core.config import load_settings
+from cafebot.storage.models import AgendaItem, Meeting
 from tests import test_zulip_run as zr
 from tests.fakezulip import FakeZulip, Org
 from tests.harness import add_meeting

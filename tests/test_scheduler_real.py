@@ -11,18 +11,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cafebot.app import App
-from cafebot.clock import SystemClock
-from cafebot.config import Settings
-from cafebot.models import SentNotice
-from cafebot.scheduler import Lifecycle
+from cafebot.bot.app import App
+from cafebot.cafe.scheduler import Lifecycle
+from cafebot.core.clock import SystemClock
+from cafebot.core.config import Settings
+from cafebot.storage.models import SentNotice
 from tests.harness import CAFE, RecordingChat, add_meeting
 
 
 def test_jobs_fire_at_their_instants(
     db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="cafebot.scheduler")
+    caplog.set_level(logging.INFO, logger="cafebot.cafe.scheduler")
     series = replace(
         CAFE,
         reminders=(dt.timedelta(seconds=2), dt.timedelta(0)),

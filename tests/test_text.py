@@ -1,4 +1,4 @@
-"""cafebot.text: user text made safe to repeat in chat and in the notes."""
+"""cafebot.core.text: user text made safe to repeat in chat and in the notes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from cafebot.text import (
+from cafebot.core.text import (
     WILDCARDS,
     clean,
     escape_html,

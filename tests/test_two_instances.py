@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from cafebot.app import App
-from cafebot.config import load_settings
+from cafebot.bot.app import App
+from cafebot.core.config import load_settings
 from tests.fakezulip import FakeZulip, Org
 from tests.harness import add_meeting
 

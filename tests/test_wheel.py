@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cafebot import db
-from cafebot.models import Base
+from cafebot.storage import db
+from cafebot.storage.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = "Scripts" if sys.platform == "win32" else "bin"
@@ -62,7 +62,7 @@ def test_installed_wheel_upgrades_a_database(tmp_path: Path) -> None:
     installed = run(
         venv / BIN / "python",
         "-c",
-        "import cafebot.db; print(cafebot.db.migrations_path())",
+        "import cafebot.storage.db; print(cafebot.storage.db.migrations_path())",
         cwd=elsewhere,
         env=env,
     ).strip()

@@ -1,4 +1,4 @@
-"""The retry and pacing policy of `cafebot run` (cafebot.pacing), with a fake clock."""
+"""The retry and pacing policy of `cafebot run` (cafebot.edge.pacing), with a fake clock."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import zulip
 
-from cafebot.pacing import Api, Backoff, RateLimiter, Stopper, Transient, Tuning
-from cafebot.zulip_transport import NETWORK_ERRORS
+from cafebot.edge.pacing import Api, Backoff, RateLimiter, Stopper, Transient, Tuning
+from cafebot.edge.transport import NETWORK_ERRORS
 from tests.fakezulip import Org
 
 

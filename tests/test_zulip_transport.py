@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from cafebot.app import App
-from cafebot.chat import Chat, EditNotAllowed
-from cafebot.clock import FakeClock
-from cafebot.config import Settings, ZulipSettings
-from cafebot.models import (
+from cafebot.bot.app import App
+from cafebot.core.chat import Chat, EditNotAllowed
+from cafebot.core.clock import FakeClock
+from cafebot.core.config import Settings, ZulipSettings
+from cafebot.edge.pacing import Tuning
+from cafebot.edge.transport import ZulipBot
+from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
     OutgoingMessage,
@@ -27,8 +29,6 @@ from cafebot.models import (
     ProcessedMessage,
     ZulipCursor,
 )
-from cafebot.pacing import Tuning
-from cafebot.zulip_transport import ZulipBot
 from tests.fakezulip import FakeZulip, Org
 from tests.harness import CAFE, JUNE_1
 
@@ -197,7 +197,7 @@ def test_wrong_credentials_stop_with_a_clear_error_and_no_key(
 def test_a_bug_in_one_command_is_logged_and_answered_and_the_loop_goes_on(
     org: Org, app: App, bot: Running, caplog: pytest.LogCaptureFixture, monkeypatch: Any
 ) -> None:
-    from cafebot import info
+    from cafebot.cafe import info
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")

@@ -14,22 +14,23 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
-from cafebot import db, meetings, people
-from cafebot.chat import Chat, Message, StagesReplies
-from cafebot.clock import Clock, SystemClock
-from cafebot.commands import REGISTRY, Outcome, Spec, Who, unknown_command, usage_text
-from cafebot.config import SeriesSettings, Settings
-from cafebot.context import Context
-from cafebot.converters import consume_series
-from cafebot.errors import PermissionDenied, UserError
-from cafebot.models import Person, ProcessedMessage, Series
-from cafebot.text import silence_mentions
+from cafebot.cafe import meetings, people
+from cafebot.cafe.context import Context
+from cafebot.commands.converters import consume_series
+from cafebot.commands.errors import PermissionDenied, UserError
+from cafebot.commands.registry import REGISTRY, Outcome, Spec, Who, unknown_command, usage_text
+from cafebot.core.chat import Chat, Message, StagesReplies
+from cafebot.core.clock import Clock, SystemClock
+from cafebot.core.config import SeriesSettings, Settings
+from cafebot.core.text import silence_mentions
+from cafebot.storage import db
+from cafebot.storage.models import Person, ProcessedMessage, Series
 
 # The command modules register themselves on import.
-from cafebot import entries as _entries  # isort: skip
-from cafebot import info as _info  # noqa: F401  isort: skip
-from cafebot import search as _search  # noqa: F401  isort: skip
-from cafebot import lifecycle as _lifecycle  # noqa: F401  isort: skip
+from cafebot.cafe import entries as _entries  # isort: skip
+from cafebot.cafe import info as _info  # noqa: F401  isort: skip
+from cafebot.cafe import search as _search  # noqa: F401  isort: skip
+from cafebot.cafe import lifecycle as _lifecycle  # noqa: F401  isort: skip
 
 log = logging.getLogger("cafebot")
 

@@ -9,12 +9,20 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from cafebot import meetings
-from cafebot.chat import Message
-from cafebot.config import SeriesSettings, Settings
-from cafebot.converters import Ref
-from cafebot.errors import PermissionDenied, UserError
-from cafebot.models import AgendaItem, CheckIn, Introduction, Meeting, Person, Series, ShoutOut
+from cafebot.cafe import meetings
+from cafebot.commands.converters import Ref
+from cafebot.commands.errors import PermissionDenied, UserError
+from cafebot.core.chat import Message
+from cafebot.core.config import SeriesSettings, Settings
+from cafebot.storage.models import (
+    AgendaItem,
+    CheckIn,
+    Introduction,
+    Meeting,
+    Person,
+    Series,
+    ShoutOut,
+)
 
 Entry = CheckIn | Introduction | ShoutOut | AgendaItem
 ENTRY_TYPES: dict[str, type[Entry]] = {
@@ -63,7 +71,7 @@ class Context:
         """Where new entries go: the current meeting, else the next one.
 
         Found once per command (a command that changes which meeting that is, such
-        as `cancel`, asks :func:`cafebot.meetings.following` itself).
+        as `cancel`, asks :func:`cafebot.cafe.meetings.following` itself).
         """
         if self._target is None:
             self._target = meetings.target(

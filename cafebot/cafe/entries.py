@@ -10,12 +10,13 @@ from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from cafebot import people
-from cafebot.commands import ACK, Outcome, Spec, Who, command
-from cafebot.context import Context, Entry
-from cafebot.converters import ConversionError, Estimate, Mention, Position, Project, Ref
-from cafebot.errors import UserError
-from cafebot.models import (
+from cafebot.cafe import people
+from cafebot.cafe.context import Context, Entry
+from cafebot.commands.converters import ConversionError, Estimate, Mention, Position, Project, Ref
+from cafebot.commands.errors import UserError
+from cafebot.commands.registry import ACK, Outcome, Spec, Who, command
+from cafebot.core.text import clean, one_line
+from cafebot.storage.models import (
     AgendaItem,
     Base,
     CheckIn,
@@ -28,7 +29,6 @@ from cafebot.models import (
     Person,
     ShoutOut,
 )
-from cafebot.text import clean, one_line
 
 MAX_NAME = 100
 MAX_AFFILIATION = 200
@@ -329,7 +329,7 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     Estimates: `5m`, `5 min`, `(10 mins)`, `10-15m`, `1h`. Further lines of
     your message become the item's first notes.
     """
-    from cafebot.info import listing
+    from cafebot.cafe.info import listing
 
     if topic is None:
         if estimate is not None:
@@ -489,7 +489,7 @@ def move(ctx: Context, ref: Ref, position: Position) -> Outcome:
 @command("defer", aliases=("postpone",), who=Who.OWNER, examples=("defer A2",))
 def defer(ctx: Context, ref: Ref) -> Outcome:
     """Push an agenda item to the following meeting, with its estimate and notes."""
-    from cafebot import meetings
+    from cafebot.cafe import meetings
 
     item = agenda_item_for(ctx, ref)
     ctx.require_owner(item, "defer")

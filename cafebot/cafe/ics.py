@@ -13,9 +13,9 @@ from icalendar import Calendar, Event, vRecur
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cafebot import meetings
-from cafebot.config import SeriesSettings
-from cafebot.models import Meeting, MeetingState
+from cafebot.cafe import meetings
+from cafebot.core.config import SeriesSettings
+from cafebot.storage.models import Meeting, MeetingState
 
 PRODID = "-//cafebot//meeting schedule//EN"
 # The feed starts with the first meeting after this long ago.

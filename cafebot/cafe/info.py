@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from cafebot import meetings
-from cafebot.commands import REGISTRY, Outcome, command, help_for, help_overview
-from cafebot.context import Context
-from cafebot.converters import MeetingDate, format_estimate
-from cafebot.entries import agenda_total, open_items
-from cafebot.errors import UserError
-from cafebot.models import Meeting
-from cafebot.text import inline, one_line, zulip_time
+from cafebot.cafe import meetings
+from cafebot.cafe.context import Context
+from cafebot.cafe.entries import agenda_total, open_items
+from cafebot.commands.converters import MeetingDate, format_estimate
+from cafebot.commands.errors import UserError
+from cafebot.commands.registry import REGISTRY, Outcome, command, help_for, help_overview
+from cafebot.core.text import inline, one_line, zulip_time
+from cafebot.storage.models import Meeting
 
 
 def _estimate(low: int | None, high: int | None) -> str:
@@ -111,7 +111,7 @@ def next_meeting(ctx: Context) -> Outcome:
 )
 def notes(ctx: Context, which: MeetingDate | None) -> Outcome:
     """Preview a meeting's notes: the current or next meeting, `last`, or a date."""
-    from cafebot.notes import Flavour, render
+    from cafebot.notes.render import Flavour, render
 
     if which is None or which.relative == "next":
         meeting = ctx.target_meeting()
@@ -142,7 +142,7 @@ def help_command(ctx: Context, topic: str | None) -> Outcome:
     word = topic.split()[0].lower()
     spec = REGISTRY.find(word)
     if spec is None:
-        from cafebot.commands import unknown_command
+        from cafebot.commands.registry import unknown_command
 
         raise unknown_command(word)
     return Outcome(reply=help_for(spec))
@@ -151,7 +151,7 @@ def help_command(ctx: Context, topic: str | None) -> Outcome:
 @command("use", examples=("use jupyterbook",), needs_series=False, group="Help")
 def use(ctx: Context, series: str) -> Outcome:
     """Choose the series your direct messages to the bot address."""
-    from cafebot.meetings import series_row
+    from cafebot.cafe.meetings import series_row
 
     chosen = ctx.settings.series_by_key(series.strip().lstrip("@"))
     if chosen is None:

@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cafebot import meetings
-from cafebot.commands import Outcome, Who, command
-from cafebot.config import SeriesSettings
-from cafebot.context import Context
-from cafebot.converters import Keyword, MeetingDate, Ref, TimeOfDay, format_estimate
-from cafebot.entries import agenda_item_for, carry, next_ref, open_items, renumber
-from cafebot.errors import UserError
-from cafebot.models import (
+from cafebot.cafe import meetings
+from cafebot.cafe.context import Context
+from cafebot.cafe.entries import agenda_item_for, carry, next_ref, open_items, renumber
+from cafebot.commands.converters import Keyword, MeetingDate, Ref, TimeOfDay, format_estimate
+from cafebot.commands.errors import UserError
+from cafebot.commands.registry import Outcome, Who, command
+from cafebot.core.config import SeriesSettings
+from cafebot.core.text import inline, one_line, zulip_time
+from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
     Introduction,
@@ -31,13 +32,12 @@ from cafebot.models import (
     Series,
     ShoutOut,
 )
-from cafebot.text import inline, one_line, zulip_time
 
 if TYPE_CHECKING:
-    from cafebot.app import App
-    from cafebot.chat import Chat
+    from cafebot.bot.app import App
+    from cafebot.core.chat import Chat
 
-log = logging.getLogger("cafebot.lifecycle")
+log = logging.getLogger("cafebot.cafe.lifecycle")
 
 
 def minutes(delta: dt.timedelta) -> int:
@@ -332,7 +332,7 @@ def cancel(ctx: Context, which: MeetingDate | None, reason: str | None) -> Outco
     lines = [f"Cancelled the {inline(ctx.series.name)} of {meeting.date}."]
     if moved:
         lines.append(f"{moved} entr{'ies' if moved != 1 else 'y'} moved to {later.date}.")
-    from cafebot.reminders import send_cancellation_notice
+    from cafebot.cafe.reminders import send_cancellation_notice
 
     meeting_id = meeting.id
     return Outcome(
@@ -352,7 +352,7 @@ def uncancel(ctx: Context, which: MeetingDate) -> Outcome:
         raise UserError(f"The meeting of {meeting.date} is in the past.", show_usage=False)
     meeting.state = MeetingState.SCHEDULED
     meeting.cancel_reason = None
-    from cafebot.reminders import send_back_on_notice
+    from cafebot.cafe.reminders import send_back_on_notice
 
     meeting_id = meeting.id
     return Outcome(
@@ -443,7 +443,7 @@ def publish_command(ctx: Context, which: MeetingDate | None) -> Outcome:
     meeting = publishable(
         ctx.session, ctx.series, ctx.series_row, ctx.now, _resolve(ctx, which) if which else None
     )
-    from cafebot.publish import publish
+    from cafebot.publishing.publish import publish
 
     meeting_id, message = meeting.id, ctx.message
 

@@ -12,8 +12,8 @@ from dateutil.rrule import rrule, rrulestr
 from sqlalchemy import Select, bindparam, select, union_all
 from sqlalchemy.orm import Session
 
-from cafebot.config import SeriesSettings
-from cafebot.models import Meeting, MeetingState, Series
+from cafebot.core.config import SeriesSettings
+from cafebot.storage.models import Meeting, MeetingState, Series
 
 # Recurrences are computed from this local anchor onwards.
 _ANCHOR = dt.date(2020, 1, 1)

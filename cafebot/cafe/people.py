@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, distinct, func, select, update
 from sqlalchemy.orm import Session
 
-from cafebot.chat import Message
-from cafebot.commands import Outcome, command
-from cafebot.context import Context
-from cafebot.converters import Mention
-from cafebot.errors import UserError
-from cafebot.models import Base, CheckIn, Meeting, Person
-from cafebot.text import inline
+from cafebot.cafe.context import Context
+from cafebot.commands.converters import Mention
+from cafebot.commands.errors import UserError
+from cafebot.commands.registry import Outcome, command
+from cafebot.core.chat import Message
+from cafebot.core.text import inline
+from cafebot.storage.models import Base, CheckIn, Meeting, Person
 
 # Built once: every command looks up its sender.
 _BY_ZULIP_ID = select(Person).where(Person.zulip_user_id == bindparam("user_id"))
@@ -69,7 +69,7 @@ def has_checked_in(session: Session, person: Person) -> bool:
 
 
 # ---------------------------------------------------------------- people from the notes archive
-# People read from an imported archive (cafebot.archive) have no Zulip account. The first
+# People read from an imported archive (cafebot.notes.archive) have no Zulip account. The first
 # time a Zulip user checks in with the GitHub handle of such a person, the two become one
 # person; failing a handle, `checkin` offers it for exactly their name and `itsme` does it.
 

@@ -3,7 +3,7 @@
 A reminder is due ``offset`` before a meeting's start. When several are due at
 once (the bot was down), only the latest is sent, saying it is late; the
 others are recorded as skipped. Nothing is sent for a meeting that has ended.
-The :class:`~cafebot.models.SentNotice` row is claimed in its own transaction
+The :class:`~cafebot.storage.models.SentNotice` row is claimed in its own transaction
 *before* the message is posted, so a restart can never post it twice.
 """
 
@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cafebot import meetings
-from cafebot.config import SeriesSettings, format_duration
-from cafebot.entries import agenda_total, open_items
-from cafebot.lifecycle import item_line
-from cafebot.models import Meeting, MeetingState, NoticeKind, NoticeStatus, SentNotice
-from cafebot.text import inline, zulip_time
+from cafebot.cafe import meetings
+from cafebot.cafe.entries import agenda_total, open_items
+from cafebot.cafe.lifecycle import item_line
+from cafebot.core.config import SeriesSettings, format_duration
+from cafebot.core.text import inline, zulip_time
+from cafebot.storage.models import Meeting, MeetingState, NoticeKind, NoticeStatus, SentNotice
 
 if TYPE_CHECKING:
-    from cafebot.app import App
-    from cafebot.chat import Chat
+    from cafebot.bot.app import App
+    from cafebot.core.chat import Chat
 
-log = logging.getLogger("cafebot.reminders")
+log = logging.getLogger("cafebot.cafe.reminders")
 
 # A reminder posted more than this after it was due says that it is late.
 LATE_AFTER = dt.timedelta(minutes=2)

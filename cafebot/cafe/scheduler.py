@@ -22,19 +22,19 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from cafebot import meetings, reminders
-from cafebot.config import SeriesSettings
-from cafebot.lifecycle import effective_end, end_meeting
-from cafebot.models import Meeting, MeetingState, PublishStep, StepStatus
-from cafebot.publish import due_retries, publish
+from cafebot.cafe import meetings, reminders
+from cafebot.cafe.lifecycle import effective_end, end_meeting
+from cafebot.core.config import SeriesSettings
+from cafebot.publishing.publish import due_retries, publish
+from cafebot.storage.models import Meeting, MeetingState, PublishStep, StepStatus
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from cafebot.app import App
-    from cafebot.chat import Chat
+    from cafebot.bot.app import App
+    from cafebot.core.chat import Chat
 
-log = logging.getLogger("cafebot.scheduler")
+log = logging.getLogger("cafebot.cafe.scheduler")
 
 REPLAN_EVERY = dt.timedelta(hours=1)
 

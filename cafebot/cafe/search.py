@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, literal, select
 from sqlalchemy.orm import aliased
 
-from cafebot.commands import Outcome, command
-from cafebot.context import Context
-from cafebot.converters import format_estimate
-from cafebot.errors import UserError
-from cafebot.models import (
+from cafebot.cafe.context import Context
+from cafebot.commands.converters import format_estimate
+from cafebot.commands.errors import UserError
+from cafebot.commands.registry import Outcome, command
+from cafebot.core.text import inline, one_line
+from cafebot.storage.models import (
     AgendaItem,
     ArchiveBlock,
     CheckIn,
@@ -33,7 +34,6 @@ from cafebot.models import (
     Person,
     ShoutOut,
 )
-from cafebot.text import inline, one_line
 
 MAX_HITS = 15  # shown in one reply
 MAX_TERMS = 10

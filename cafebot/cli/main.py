@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cafebot.chat import Chat
-    from cafebot.config import SeriesSettings, Settings
-    from cafebot.models import Meeting
+    from cafebot.core.chat import Chat
+    from cafebot.core.config import SeriesSettings, Settings
+    from cafebot.storage.models import Meeting
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -30,8 +30,8 @@ def _common() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace, *, quiet: bool = False) -> Settings:
     """Load the settings and set up logging from them (``quiet``: warnings and worse only)."""
-    from cafebot.config import find_config, load_settings
-    from cafebot.logs import setup_logging
+    from cafebot.core.config import find_config, load_settings
+    from cafebot.ops.logs import setup_logging
 
     settings = load_settings(find_config(args.config), db_url=args.db)
     level = settings.log_level
@@ -42,18 +42,18 @@ def _settings(args: argparse.Namespace, *, quiet: bool = False) -> Settings:
         import logging
 
         for warning in settings.warnings:
-            logging.getLogger("cafebot.config").warning("%s", warning)
+            logging.getLogger("cafebot.core.config").warning("%s", warning)
     return settings
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from cafebot import db
+    from cafebot.storage import db
 
     settings = _settings(args)
     engine = db.make_engine(settings.database_url)
     try:
         before = db.current_revision(engine)
-        db.ensure_schema(engine)  # on PostgreSQL, under the leader lock (cafebot.leader)
+        db.ensure_schema(engine)  # on PostgreSQL, under the leader lock (cafebot.storage.leader)
         after = db.current_revision(engine)
     finally:
         engine.dispose()
@@ -67,8 +67,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cafebot import db
-    from cafebot.backup import BackupError, write_backup
+    from cafebot.storage import db
+    from cafebot.storage.backup import BackupError, write_backup
 
     settings = _settings(args, quiet=True)
     engine = db.make_engine(settings.database_url)
@@ -88,8 +88,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cafebot import db
-    from cafebot.backup import BackupError, read_backup, restore
+    from cafebot.storage import db
+    from cafebot.storage.backup import BackupError, read_backup, restore
 
     settings = _settings(args, quiet=True)
     engine = db.make_engine(settings.database_url)
@@ -108,8 +108,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from cafebot.clock import SystemClock
-    from cafebot.health import check, heartbeat_path
+    from cafebot.core.clock import SystemClock
+    from cafebot.ops.health import check, heartbeat_path
 
     settings = _settings(args, quiet=True)
     max_age = settings.health_max_age
@@ -129,11 +129,11 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
-    from cafebot.app import App
-    from cafebot.health import Heartbeat, heartbeat_path
-    from cafebot.leader import AnotherInstanceRunning, LeaderWatch, claim_instance
-    from cafebot.scheduler import start_lifecycle
-    from cafebot.zulip_transport import run
+    from cafebot.bot.app import App
+    from cafebot.cafe.scheduler import start_lifecycle
+    from cafebot.edge.transport import run
+    from cafebot.ops.health import Heartbeat, heartbeat_path
+    from cafebot.storage.leader import AnotherInstanceRunning, LeaderWatch, claim_instance
 
     log = logging.getLogger("cafebot")
 
@@ -183,8 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from cafebot.app import App
-    from cafebot.shell import parse_identity, run_shell
+    from cafebot.bot.app import App
+    from cafebot.edge.shell import parse_identity, run_shell
 
     try:
         name, email = parse_identity(args.as_user)
@@ -201,9 +201,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
 def cmd_notes(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from cafebot import meetings
-    from cafebot.app import App
-    from cafebot.notes import Flavour, render
+    from cafebot.bot.app import App
+    from cafebot.cafe import meetings
+    from cafebot.notes.render import Flavour, render
 
     settings = _settings(args, quiet=True)
     series = settings.series_by_key(args.series) if args.series else settings.series[0]
@@ -254,9 +254,9 @@ def _series_arg(settings: Settings, key: str | None, command: str) -> list[Serie
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from cafebot import meetings
-    from cafebot.app import App
-    from cafebot.config import format_duration
+    from cafebot.bot.app import App
+    from cafebot.cafe import meetings
+    from cafebot.core.config import format_duration
 
     settings = _settings(args, quiet=True)
     chosen = _series_arg(settings, args.series, "schedule")
@@ -296,8 +296,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 def cmd_ics(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cafebot.app import App
-    from cafebot.ics import feed
+    from cafebot.bot.app import App
+    from cafebot.cafe.ics import feed
 
     settings = _settings(args, quiet=True)
     chosen = _series_arg(settings, args.series, "ics")
@@ -334,8 +334,8 @@ def cmd_archive_import(args: argparse.Namespace) -> int:
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from cafebot.app import App
-    from cafebot.archive import ArchiveError, import_archive, parse_archive, read_archive_file
+    from cafebot.bot.app import App
+    from cafebot.notes.archive import ArchiveError, import_archive, parse_archive, read_archive_file
 
     settings = _settings(args, quiet=True)
     series = _one_series(settings, args.series, "archive import")
@@ -386,8 +386,8 @@ def cmd_archive_import(args: argparse.Namespace) -> int:
 def cmd_archive_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cafebot.app import App
-    from cafebot.archive import archive_years, meeting_count, write_year_file
+    from cafebot.bot.app import App
+    from cafebot.notes.archive import archive_years, meeting_count, write_year_file
 
     settings = _settings(args, quiet=True)
     series = _one_series(settings, args.series, "archive export")
@@ -431,11 +431,11 @@ def _year(text: str) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from cafebot import meetings
-    from cafebot.app import App
-    from cafebot.errors import UserError
-    from cafebot.lifecycle import publishable
-    from cafebot.publish import publish
+    from cafebot.bot.app import App
+    from cafebot.cafe import meetings
+    from cafebot.cafe.lifecycle import publishable
+    from cafebot.commands.errors import UserError
+    from cafebot.publishing.publish import publish
 
     settings = _settings(args)
     chosen = _series_arg(settings, args.series, "publish")
@@ -451,11 +451,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 f"cafebot publish: '{args.date}' is not a date (e.g. 2031-06-17)", file=sys.stderr
             )
             return 2
-    from cafebot.chat import SendFailed
+    from cafebot.core.chat import SendFailed
 
     chat: Chat = _NoZulip("no Zulip account is configured")
     if settings.zulip.configured:
-        from cafebot.zulip_transport import DirectChat
+        from cafebot.edge.transport import DirectChat
 
         direct = DirectChat(settings.zulip)
         try:
@@ -494,7 +494,7 @@ class _NoZulip:
         self.reason = reason
 
     def _refuse(self) -> None:
-        from cafebot.chat import SendFailed
+        from cafebot.core.chat import SendFailed
 
         raise SendFailed(self.reason)
 
@@ -513,7 +513,7 @@ class _NoZulip:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from cafebot import db
+    from cafebot.storage import db
 
     settings = _settings(args, quiet=True)
     findings: list[tuple[str, str]] = [("ok", f"config: {settings.source or 'defaults (no file)'}")]
@@ -536,7 +536,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
         )
     if settings.zulip.configured:
-        from cafebot.zulip_transport import check_zulip
+        from cafebot.edge.transport import check_zulip
 
         findings += check_zulip(settings)
     else:
@@ -693,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from cafebot.config import ConfigError
+    from cafebot.core.config import ConfigError
 
     func: Handler = args.func
     try:

@@ -1,7 +1,7 @@
 """The command registry: the signature is the grammar.
 
 A command is a function registered with :func:`command`. Its first parameter
-is the :class:`~cafebot.context.Context`; every further parameter is read off
+is the :class:`~cafebot.cafe.context.Context`; every further parameter is read off
 the command's text by the converter its annotation names (``Estimate``,
 ``Ref`` ...), and a ``str`` parameter takes the rest of the line. ``X | None``
 makes a parameter optional. Usage lines and help are generated from this.
@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cafebot.converters import ConversionError, InvalidValue
-from cafebot.errors import UserError
+from cafebot.commands.converters import ConversionError, InvalidValue
+from cafebot.commands.errors import UserError
 
 if TYPE_CHECKING:
-    from cafebot.app import App
-    from cafebot.chat import Chat
+    from cafebot.bot.app import App
+    from cafebot.core.chat import Chat
 
 MAX_TEXT = 2000  # characters in one entry's text
 

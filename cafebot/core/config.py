@@ -141,7 +141,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "plain"
     source: Path | None = None  # the file read, if any
-    # [health]: the heartbeat file (None: see cafebot.health.heartbeat_path) and its max age.
+    # [health]: the heartbeat file (None: see cafebot.ops.health.heartbeat_path) and its max age.
     heartbeat_file: Path | None = None
     health_max_age: dt.timedelta = dt.timedelta(minutes=3)
     # Problems worth a log line that do not stop cafebot (a config file others can read).

@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
-from cafebot.app import App, Bot
-from cafebot.chat import Chat, Message
-from cafebot.commands import help_overview
+from cafebot.bot.app import App, Bot
+from cafebot.commands.registry import help_overview
+from cafebot.core.chat import Chat, Message
 
 log = logging.getLogger("cafebot")
 
@@ -77,7 +77,7 @@ def is_one_to_one(message: Message, bot_id: int | None) -> bool:
 
 
 class BotHandlerChat:
-    """The :class:`~cafebot.chat.Chat` of a zulip_bots bot handler, for one message."""
+    """The :class:`~cafebot.core.chat.Chat` of a zulip_bots bot handler, for one message."""
 
     def __init__(self, handler: BotHandler, raw: dict[str, Any], notes_flavour: str) -> None:
         self.handler = handler
@@ -126,7 +126,7 @@ class CafeHandler:
     def initialize(self, bot_handler: Any) -> None:
         """Called by zulip_bots' runners: build the app from the cafebot config."""
         if self.app is None:
-            from cafebot.config import find_config, load_settings
+            from cafebot.core.config import find_config, load_settings
 
             config = bot_handler.get_config_info("cafebot", optional=True) or {}
             path = config.get("config") or os.environ.get("CAFEBOT_CONFIG")

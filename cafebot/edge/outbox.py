@@ -1,7 +1,7 @@
 """The outgoing queue of ``cafebot run``: replies, reactions, posts and edits, paced.
 
 One thread sends everything, in order, within the rate limit the server
-reports (:class:`~cafebot.pacing.RateLimiter`). Replies and posts are written
+reports (:class:`~cafebot.edge.pacing.RateLimiter`). Replies and posts are written
 to the ``outgoing_message`` table before they are sent, so a crash does not
 lose them: a command's reply in the command's own transaction
 (:meth:`Outbox.stage_reply`), so the two are kept together or not at all. A
@@ -33,11 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from cafebot.app import App
-from cafebot.chat import EditNotAllowed, Message, SendFailed
-from cafebot.models import OutgoingMessage, OutgoingState
-from cafebot.notes import split_message
-from cafebot.pacing import (
+from cafebot.bot.app import App
+from cafebot.core.chat import EditNotAllowed, Message, SendFailed
+from cafebot.core.text import silence_mentions
+from cafebot.edge.pacing import (
     Api,
     ApiError,
     Backoff,
@@ -48,7 +47,8 @@ from cafebot.pacing import (
     Transient,
     Tuning,
 )
-from cafebot.text import silence_mentions
+from cafebot.notes.render import split_message
+from cafebot.storage.models import OutgoingMessage, OutgoingState
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -272,7 +272,7 @@ class Outbox:
 
     def stage_reply(self, session: Session, message: Message, text: str) -> Callable[[], None]:
         """Write a reply's rows in ``session``'s transaction; the callable queues it, once
-        that transaction has committed (see :class:`cafebot.chat.StagesReplies`)."""
+        that transaction has committed (see :class:`cafebot.core.chat.StagesReplies`)."""
         target = Target.of(message, self.bot_id)
         after = message.id if message.id is not None else self.latest_id
         parts = split_message(text, self.max_message_length)

@@ -15,8 +15,8 @@ import zlib
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from cafebot.app import App
-from cafebot.handler import CafeHandler
+from cafebot.bot.app import App
+from cafebot.edge.handler import CafeHandler
 
 # Shell users get ids far above any real Zulip user id, derived from their email.
 SHELL_ID_BASE = 10**12

@@ -10,11 +10,11 @@ Three threads share the work:
   re-registers at once when Zulip forgets the queue (``BAD_EVENT_QUEUE_ID``) and
   catches up again. On the first start on an account nothing is caught up;
 - the **main thread** takes what the poller found, in order, and dispatches
-  commands through :class:`~cafebot.handler.CafeHandler`; the command's effect
+  commands through :class:`~cafebot.edge.handler.CafeHandler`; the command's effect
   and its message id are committed together, so a message seen twice has no
   second effect;
 - the **sender** posts replies, reactions and edits through one paced queue that
-  keeps to the rate limit the server reports (:mod:`cafebot.pacing`). Replies
+  keeps to the rate limit the server reports (:mod:`cafebot.edge.pacing`). Replies
   are written to the ``outgoing_message`` table first; one whose response was
   lost is looked for among the bot's messages before it is posted again.
 
@@ -42,13 +42,12 @@ from typing import TYPE_CHECKING, Any
 import requests
 import zulip
 
-from cafebot.app import App
-from cafebot.chat import Chat, EditNotAllowed, Message, SendFailed
-from cafebot.config import Settings, ZulipSettings
-from cafebot.handler import CafeHandler, command_text, strip_mention
-from cafebot.models import ZulipCursor
-from cafebot.outbox import Outbox, Target, _Edit, _React
-from cafebot.pacing import (
+from cafebot.bot.app import App
+from cafebot.core.chat import Chat, EditNotAllowed, Message, SendFailed
+from cafebot.core.config import Settings, ZulipSettings
+from cafebot.edge.handler import CafeHandler, command_text, strip_mention
+from cafebot.edge.outbox import Outbox, Target, _Edit, _React
+from cafebot.edge.pacing import (
     Api,
     ApiError,
     Backoff,
@@ -58,6 +57,7 @@ from cafebot.pacing import (
     Tuning,
     ZulipError,
 )
+from cafebot.storage.models import ZulipCursor
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -126,7 +126,7 @@ class _Inbound:
 
 
 class ZulipChat:
-    """The :class:`~cafebot.chat.Chat` of ``cafebot run``: everything goes through the sender."""
+    """The :class:`~cafebot.core.chat.Chat` of ``cafebot run``: all goes through the sender."""
 
     notes_flavour = "zulip"
 
@@ -145,13 +145,13 @@ class ZulipChat:
     def send(self, stream: str, topic: str, text: str) -> int | None:
         """Post to a stream topic and wait until Zulip confirms it; the new message's id.
 
-        Raises :class:`~cafebot.chat.SendFailed` when Zulip refuses the post or the
+        Raises :class:`~cafebot.core.chat.SendFailed` when Zulip refuses the post or the
         bot shuts down first.
         """
         return self._bot.outbox.post_and_wait(stream, topic, text)
 
     def edit(self, message_id: int, text: str) -> None:
-        """Replace a message's text; :class:`~cafebot.chat.EditNotAllowed` when Zulip
+        """Replace a message's text; :class:`~cafebot.core.chat.EditNotAllowed` when Zulip
         refuses (the organisation's edit time limit has passed, say)."""
         item = _Edit(message_id, text)
         self._bot.outbox.enqueue(item)
@@ -831,7 +831,7 @@ def run(
 
 
 class DirectChat:
-    """A :class:`~cafebot.chat.Chat` for one-off commands (``cafebot publish``): plain API
+    """A :class:`~cafebot.core.chat.Chat` for one-off commands (``cafebot publish``): plain API
     calls on the bot's account, without an event queue."""
 
     notes_flavour = "zulip"

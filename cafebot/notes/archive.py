@@ -1,14 +1,14 @@
 """The notes archive: import a year's file into the database, and write it out again.
 
 The archive is the community's notes, one Markdown file per year (notes-format.md).
-:mod:`cafebot.archive_reader` reads a file (on markdown-it-py's tokens and line
-maps) into the records of :mod:`cafebot.archive_records`;
-:mod:`cafebot.archive_import` stores them. This module is the entry point for
+:mod:`cafebot.notes.reader` reads a file (on markdown-it-py's tokens and line
+maps) into the records of :mod:`cafebot.notes.records`;
+:mod:`cafebot.notes.importer` stores them. This module is the entry point for
 both directions, and writes the files:
 
 :func:`write_year_file` writes one year's file, newest meeting first, each
 meeting through the archive-flavour renderer that publishing uses
-(:func:`cafebot.notes.render`): an imported meeting the bot has not changed
+(:func:`cafebot.notes.render.render`): an imported meeting the bot has not changed
 comes out as it was read, any other in canonical form.
 """
 
@@ -22,12 +22,14 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from cafebot import meetings
-from cafebot.archive_import import ImportReport, MeetingOutcome, import_archive, import_file
-from cafebot.archive_reader import parse_archive, read_archive_file
-from cafebot.archive_records import ArchiveError, ParsedArchive, ParsedMeeting, normalise
-from cafebot.config import SeriesSettings
-from cafebot.models import (
+from cafebot.cafe import meetings
+from cafebot.core.config import SeriesSettings
+from cafebot.core.text import escape_html, fragment
+from cafebot.notes.importer import ImportReport, MeetingOutcome, import_archive, import_file
+from cafebot.notes.reader import parse_archive, read_archive_file
+from cafebot.notes.records import ArchiveError, ParsedArchive, ParsedMeeting, normalise
+from cafebot.notes.render import Flavour, render
+from cafebot.storage.models import (
     AgendaItem,
     ArchiveFile,
     Introduction,
@@ -37,8 +39,6 @@ from cafebot.models import (
     Series,
     ShoutOut,
 )
-from cafebot.notes import Flavour, render
-from cafebot.text import escape_html, fragment
 
 __all__ = [
     "ArchiveError",

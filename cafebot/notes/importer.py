@@ -1,6 +1,6 @@
 """Importing a year's notes archive file into the database (``cafebot archive import``).
 
-:func:`import_archive` stores what :mod:`cafebot.archive_reader` read from one
+:func:`import_archive` stores what :mod:`cafebot.notes.reader` read from one
 file: each meeting (as history: published, so it never captures new entries)
 with its records, its free-text blocks and its source; people matched across
 meetings by GitHub handle, then by name, and each person's name, handle and
@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from cafebot import meetings
-from cafebot.archive_reader import parse_archive, read_archive_file
-from cafebot.archive_records import ParsedArchive, ParsedMeeting, normalise
-from cafebot.config import SeriesSettings
-from cafebot.models import (
+from cafebot.cafe import meetings
+from cafebot.core.config import SeriesSettings
+from cafebot.notes.reader import parse_archive, read_archive_file
+from cafebot.notes.records import ParsedArchive, ParsedMeeting, normalise
+from cafebot.storage.models import (
     AgendaItem,
     ArchiveBlock,
     ArchiveFile,
@@ -102,7 +102,7 @@ class _People:
     """Finds the person an entry names: by GitHub handle, then by name; else makes one.
 
     Names are matched with people not yet linked to a Zulip account (those are
-    linked when they check in: see :mod:`cafebot.people`); handles with anyone.
+    linked when they check in: see :mod:`cafebot.cafe.people`); handles with anyone.
     """
 
     def __init__(self, session: Session) -> None:

@@ -25,7 +25,7 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_block import StateBlock
 from markdown_it.token import Token
 
-from cafebot.archive_records import (
+from cafebot.notes.records import (
     AGENDA,
     CHECKIN,
     INTRO,

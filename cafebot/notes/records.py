@@ -1,6 +1,6 @@
 """The archive's records: what one meeting of a notes archive holds, as plain data.
 
-The records come from :mod:`cafebot.archive_reader`, which finds the document's
+The records come from :mod:`cafebot.notes.reader`, which finds the document's
 structure with a CommonMark parser; this module holds what it produces, the
 small regular expressions that read the fields of one entry (name / handle /
 affiliation, author tag, estimate, topic, decision), and :func:`normalise`,
@@ -9,7 +9,7 @@ the comparison of notes-format.md's fidelity rule 2.
 An entry's fields are read from its Markdown source: first its structure (the
 author tag, the estimate, the one separator after them), then the text of each
 field with its backslash escapes undone as CommonMark reads them
-(:func:`cafebot.text.unescape`), so that text the renderer escaped (``\\<b>``,
+(:func:`cafebot.core.text.unescape`), so that text the renderer escaped (``\\<b>``,
 ``\\# heading``) comes back as it was written. Text without a backslash, as in
 the community's own archive, is read exactly as it stands.
 """
@@ -21,9 +21,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from cafebot.converters import ConversionError, Estimate
-from cafebot.models import NoteKind
-from cafebot.text import unescape
+from cafebot.commands.converters import ConversionError, Estimate
+from cafebot.core.text import unescape
+from cafebot.storage.models import NoteKind
 
 # The standard sections, and where text before the first of them belongs.
 TOP = "top"

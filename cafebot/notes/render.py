@@ -6,7 +6,7 @@ the canonical forms of ``notes-format.md``; the Zulip flavour carries the same
 content in Zulip's dialect (bold names instead of ``[name=...]`` tags, silent
 mentions for action owners, ``*italics*``, Zulip's emoji names).
 
-All user text goes through :mod:`cafebot.text`: whatever people type, it
+All user text goes through :mod:`cafebot.core.text`: whatever people type, it
 cannot open a heading, a fence, a quote, a table or a ``:::`` block, cannot
 break the list it stands in, and cannot ping anyone.
 """
@@ -18,20 +18,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cafebot.archive_records import opens_like_a_head, opens_like_a_note_kind
-from cafebot.config import SeriesSettings
-from cafebot.converters import format_estimate
-from cafebot.models import (
-    AgendaItem,
-    CheckIn,
-    Introduction,
-    ItemState,
-    Meeting,
-    NoteKind,
-    Person,
-    ShoutOut,
-)
-from cafebot.text import (
+from cafebot.commands.converters import format_estimate
+from cafebot.core.config import SeriesSettings
+from cafebot.core.text import (
     escape_html,
     escape_line_start,
     escape_pad_line,
@@ -42,6 +31,17 @@ from cafebot.text import (
     silence_mentions,
     strong,
     text_lines,
+)
+from cafebot.notes.records import opens_like_a_head, opens_like_a_note_kind
+from cafebot.storage.models import (
+    AgendaItem,
+    CheckIn,
+    Introduction,
+    ItemState,
+    Meeting,
+    NoteKind,
+    Person,
+    ShoutOut,
 )
 
 INDENT = "    "  # one level of nested bullets
@@ -99,7 +99,7 @@ Entry = tuple[str | None, Block]
 
 @dataclass(frozen=True)
 class _Kept:
-    """What an imported meeting kept besides its records (cafebot.archive).
+    """What an imported meeting kept besides its records (cafebot.notes.archive).
 
     Its free text, by section, with how many entries of the section stood before
     each block; and its own prompts, which replace the series' (an imported section
@@ -322,7 +322,7 @@ class _Renderer:
         that the piece's own scan took for code outside the code span.
 
         In the pad, the escaping is exact as well: the archive reader undoes
-        the backslash escapes (cafebot.text.unescape) and gets the text back,
+        the backslash escapes (cafebot.core.text.unescape) and gets the text back,
         a backslash the user wrote included (:func:`escape_pad_line`).
         ``literal_start`` escapes the first character too (see there).
         """

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
-from cafebot.clock import Clock, SystemClock
+from cafebot.core.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from cafebot.config import Settings
+    from cafebot.core.config import Settings
 
-log = logging.getLogger("cafebot.health")
+log = logging.getLogger("cafebot.ops.health")
 
 #: The file name used in a state directory, or the suffix beside a SQLite database.
 HEARTBEAT_NAME = "heartbeat"

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cafebot.chat import EditNotAllowed, SendFailed
-from cafebot.config import SeriesSettings
-from cafebot.models import Meeting, MeetingState, PublishedPart, PublishStep, StepStatus
-from cafebot.notes import Flavour, render, split_message
-from cafebot.text import zulip_time
+from cafebot.core.chat import EditNotAllowed, SendFailed
+from cafebot.core.config import SeriesSettings
+from cafebot.core.text import zulip_time
+from cafebot.notes.render import Flavour, render, split_message
+from cafebot.storage.models import Meeting, MeetingState, PublishedPart, PublishStep, StepStatus
 
 if TYPE_CHECKING:
-    from cafebot.app import App
-    from cafebot.chat import Chat
+    from cafebot.bot.app import App
+    from cafebot.core.chat import Chat
 
-log = logging.getLogger("cafebot.publish")
+log = logging.getLogger("cafebot.publishing.publish")
 
 DEFAULT_MESSAGE_LIMIT = 10_000
 RETRY_DELAYS = [dt.timedelta(minutes=m) for m in (2, 5, 15, 30, 60, 120)]

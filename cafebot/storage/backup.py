@@ -1,6 +1,6 @@
 """Backup and restore: everything in the database, as one JSON document.
 
-A backup holds every table of :data:`cafebot.models.Base.metadata` (in
+A backup holds every table of :data:`cafebot.storage.models.Base.metadata` (in
 foreign-key order, so tables added later are included without a change here),
 read in one consistent snapshot, with the Alembic revision of the schema::
 
@@ -44,9 +44,9 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 import cafebot
-from cafebot import db
-from cafebot.clock import Clock, SystemClock
-from cafebot.models import Base
+from cafebot.core.clock import Clock, SystemClock
+from cafebot.storage import db
+from cafebot.storage.models import Base
 
 FORMAT = "cafebot-backup"
 FORMAT_VERSION = 1
@@ -436,7 +436,7 @@ def _connect(engine: Engine) -> Connection:
         return connection.execution_options(
             isolation_level="REPEATABLE READ", postgresql_readonly=True
         )
-    return connection  # SQLite: cafebot.db begins with BEGIN IMMEDIATE, a snapshot too
+    return connection  # SQLite: cafebot.storage.db begins with BEGIN IMMEDIATE, a snapshot too
 
 
 def _revision(connection: Connection) -> str | None:

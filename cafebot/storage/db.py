@@ -224,10 +224,10 @@ def ensure_schema(engine: Engine) -> None:
     """Upgrade the database to the latest revision, unless it is there already (cheap then).
 
     On PostgreSQL the upgrade runs under the leader lock, so that two processes
-    never migrate at once (:func:`cafebot.leader.run_migrations_locked`).
+    never migrate at once (:func:`cafebot.storage.leader.run_migrations_locked`).
     """
     if engine.dialect.name == "postgresql":
-        from cafebot.leader import run_migrations_locked
+        from cafebot.storage.leader import run_migrations_locked
 
         run_migrations_locked(engine)
     else:

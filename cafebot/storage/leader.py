@@ -45,14 +45,14 @@ from typing import IO, TypeVar
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from cafebot.clock import Clock, SystemClock
+from cafebot.core.clock import Clock, SystemClock
 
-log = logging.getLogger("cafebot.leader")
+log = logging.getLogger("cafebot.storage.leader")
 
 T = TypeVar("T")
 
 #: The name of the lock every cafebot process on one database competes for.
-LEADER_LOCK_NAME = "cafebot.leader"
+LEADER_LOCK_NAME = "cafebot.storage.leader"
 
 #: How often a :class:`LeaderWatch` checks (or retries) the lock, in seconds.
 DEFAULT_INTERVAL = 5.0
@@ -425,7 +425,7 @@ def run_migrations_locked(engine: Engine) -> None:
     """
     from alembic.script import ScriptDirectory
 
-    from cafebot import db
+    from cafebot.storage import db
 
     current = db.current_revision(engine)
     if current == db.head_revision():

@@ -170,7 +170,7 @@ class Meeting(Base):
         order_by="(AgendaItem.position, AgendaItem.ref)",
         cascade="all, delete-orphan",
     )
-    # Archive (revision 0004): an imported meeting's source, and its free text (cafebot.archive).
+    # Archive (revision 0004): an imported meeting's source and free text (cafebot.notes.archive).
     # Loaded with the meeting (a join): every flush that changes an entry asks for it.
     archive: Mapped[ArchiveMeeting | None] = relationship(
         back_populates="meeting",
@@ -439,7 +439,7 @@ class OutgoingMessage(Base):
 
 
 # ---------------------------------------------------------------- archive (revision 0004)
-# Meetings read from the community's notes archive (cafebot.archive). An imported
+# Meetings read from the community's notes archive (cafebot.notes.archive). An imported
 # meeting keeps its source, so that exporting it gives back what was read; the
 # free text that fits no record is kept as blocks where it stood, for the canonical
 # rendering once the bot changes the meeting (notes-format.md, fidelity rules 1-2).
