@@ -22,6 +22,7 @@ from cafebot.commands.registry import REGISTRY, Outcome, Spec, Who, unknown_comm
 from cafebot.core.chat import Chat, Message, StagesReplies
 from cafebot.core.clock import Clock, SystemClock
 from cafebot.core.config import SeriesSettings, Settings
+from cafebot.core.services import Services
 from cafebot.core.text import silence_mentions
 from cafebot.storage import db
 from cafebot.storage.models import Person, ProcessedMessage, Series
@@ -330,7 +331,7 @@ class Bot:
         send = chat.stage_reply(session, message, silence_mentions(outcome.reply))
         after = outcome.after
 
-        def then(app: App, chat: Chat) -> None:
+        def then(app: Services, chat: Chat) -> None:
             send()
             if after is not None:
                 after(app, chat)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cafebot.cafe import people
+from cafebot.cafe.agenda import listing, open_items, renumber
 from cafebot.cafe.context import Context, Entry
 from cafebot.commands.converters import ConversionError, Estimate, Mention, Position, Project, Ref
 from cafebot.commands.errors import UserError
@@ -273,20 +274,6 @@ def _note_lines(lines: list[str]) -> list[str]:
     return [clean(line) for line in lines if line.strip()]
 
 
-def open_items(meeting: Meeting) -> list[AgendaItem]:
-    """The items still on the meeting's agenda (not moved elsewhere), in order."""
-    return [
-        i
-        for i in sorted(meeting.agenda_items, key=lambda i: (i.position, i.ref))
-        if i.moved_to is None
-    ]
-
-
-def renumber(items: list[AgendaItem]) -> None:
-    for position, item in enumerate(items, start=1):
-        item.position = position
-
-
 def _add_notes(
     ctx: Context,
     item: AgendaItem,
@@ -329,8 +316,6 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     Estimates: `5m`, `5 min`, `(10 mins)`, `10-15m`, `1h`. Further lines of
     your message become the item's first notes.
     """
-    from cafebot.cafe.info import listing
-
     if topic is None:
         if estimate is not None:
             raise UserError("What is the topic? Put it after the estimate.")
@@ -363,17 +348,10 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     return ACK
 
 
-# The open items' last position and their total low estimate (see agenda_total).
+# The open items' last position and their total low estimate (see agenda.agenda_total).
 _AGENDA_SO_FAR = select(
     func.max(AgendaItem.position), func.coalesce(func.sum(AgendaItem.estimate_min), 0)
 ).where(AgendaItem.meeting_id == bindparam("meeting_id"), AgendaItem.moved_to.is_(None))
-
-
-def agenda_total(items: list[AgendaItem]) -> tuple[int, int]:
-    """The agenda's total estimate as (low, high) minutes; items without one count zero."""
-    low = sum(i.estimate_min or 0 for i in items if i.moved_to is None)
-    high = sum((i.estimate_max or i.estimate_min or 0) for i in items if i.moved_to is None)
-    return low, high
 
 
 # ---------------------------------------------------------------- edit and remove

@@ -3,73 +3,12 @@
 from __future__ import annotations
 
 from cafebot.cafe import meetings
+from cafebot.cafe.agenda import estimate_prefix, listing, open_items, total_line
 from cafebot.cafe.context import Context
-from cafebot.cafe.entries import agenda_total, open_items
-from cafebot.commands.converters import MeetingDate, format_estimate
+from cafebot.commands.converters import MeetingDate
 from cafebot.commands.errors import UserError
 from cafebot.commands.registry import REGISTRY, Outcome, command, help_for, help_overview
 from cafebot.core.text import inline, one_line, zulip_time
-from cafebot.storage.models import Meeting
-
-
-def _estimate(low: int | None, high: int | None) -> str:
-    return f"({format_estimate(low, high)}) " if low is not None else ""
-
-
-def total_line(ctx: Context, meeting: Meeting) -> str:
-    low, high = agenda_total(open_items(meeting))
-    slot = int(ctx.series.duration.total_seconds() // 60)
-    total = format_estimate(low, high if high != low else None) if low else "0 min"
-    warning = " — more than the meeting's length" if low > slot else ""
-    return f"Estimated time: {total} of {slot} min{warning}"
-
-
-def listing(ctx: Context, meeting: Meeting) -> str:
-    """Every entry of ``meeting`` with its reference, and the agenda's total estimate."""
-    state = meetings.status(meeting, ctx.now).value
-    lines = [
-        f"**{inline(ctx.series.name)} · {meeting.date.isoformat()}** "
-        f"({zulip_time(meeting.starts_at)}, {state})",
-        "",
-        "**Agenda**",
-    ]
-    items = open_items(meeting)
-    if not items:
-        lines.append("No items yet. Propose one: `agenda 10m Release plans`")
-    for item in items:
-        who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
-        carried = f" _(carried over from {item.carried_from})_" if item.carried_from else ""
-        done = " ✔" if item.state.value == "done" else ""
-        lines.append(
-            f"- **A{item.ref}** {_estimate(item.estimate_min, item.estimate_max)}"
-            f"{inline(item.topic)}{who}{carried}{done}"
-        )
-    moved = [i for i in meeting.agenda_items if i.moved_to is not None]
-    for item in sorted(moved, key=lambda i: i.ref):
-        lines.append(f"- ~~A{item.ref} {inline(item.topic)}~~ moved to {item.moved_to}")
-    lines.append(total_line(ctx, meeting))
-    if meeting.checkins:
-        lines += ["", f"**Check-ins** ({len(meeting.checkins)})"]
-        for c in meeting.checkins:
-            fields = [c.name] + ([f"@{c.github}"] if c.github else [])
-            fields += [c.affiliation] if c.affiliation else []
-            lines.append(f"- **C{c.ref}** {inline(' / '.join(fields))}")
-    if meeting.introductions:
-        lines += ["", "**Introductions**"]
-        for i in meeting.introductions:
-            lines.append(f"- **I{i.ref}** {inline(i.person.display_name)}: {_short(i.text)}")
-    if meeting.shoutouts:
-        lines += ["", "**Shout-outs**"]
-        for s in meeting.shoutouts:
-            project = f"[{inline(s.project)}] " if s.project else ""
-            who = f" — {inline(s.author.display_name)}" if s.author else ""
-            lines.append(f"- **S{s.ref}** {project}{_short(s.text)}{who}")
-    return "\n".join(lines)
-
-
-def _short(text: str, limit: int = 200) -> str:
-    flat = one_line(text)
-    return inline(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 @command("list", aliases=("ls", "entries"), examples=("list",), group="Meetings")
@@ -95,7 +34,7 @@ def next_meeting(ctx: Context) -> Outcome:
     if items:
         lines.append(f"Agenda ({len(items)} item{'s' if len(items) != 1 else ''}):")
         for item in items:
-            estimate = _estimate(item.estimate_min, item.estimate_max)
+            estimate = estimate_prefix(item.estimate_min, item.estimate_max)
             lines.append(f"- A{item.ref} {estimate}{inline(item.topic)}")
         lines.append(total_line(ctx, meeting))
     else:

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cafebot.cafe import meetings
+from cafebot.cafe.agenda import item_line, open_items, renumber
 from cafebot.cafe.context import Context
-from cafebot.cafe.entries import agenda_item_for, carry, next_ref, open_items, renumber
+from cafebot.cafe.entries import agenda_item_for, carry, next_ref
 from cafebot.commands.converters import Keyword, MeetingDate, Ref, TimeOfDay, format_estimate
 from cafebot.commands.errors import UserError
 from cafebot.commands.registry import Outcome, Who, command
@@ -34,8 +35,8 @@ from cafebot.storage.models import (
 )
 
 if TYPE_CHECKING:
-    from cafebot.bot.app import App
     from cafebot.core.chat import Chat
+    from cafebot.core.services import Services
 
 log = logging.getLogger("cafebot.cafe.lifecycle")
 
@@ -47,14 +48,6 @@ def minutes(delta: dt.timedelta) -> int:
 def effective_end(meeting: Meeting) -> dt.datetime:
     """When the meeting ended (or ends): an organiser's ``end``, else its scheduled end."""
     return meeting.ended_at or meeting.ends_at
-
-
-def item_line(item: AgendaItem) -> str:
-    estimate = (
-        f"({format_estimate(item.estimate_min, item.estimate_max)}) " if item.estimate_min else ""
-    )
-    who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
-    return f"A{item.ref} {estimate}{inline(item.topic)}{who}"
 
 
 # ---------------------------------------------------------------- domain
@@ -447,7 +440,7 @@ def publish_command(ctx: Context, which: MeetingDate | None) -> Outcome:
 
     meeting_id, message = meeting.id, ctx.message
 
-    def after(app: App, chat: Chat) -> None:
+    def after(app: Services, chat: Chat) -> None:
         report = publish(app, chat, meeting_id)
         chat.reply(message, report.summary())
 

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from cafebot.core.config import SeriesSettings
 from cafebot.storage.models import Meeting, MeetingState, Series
+from cafebot.storage.series import instants as instants
+from cafebot.storage.series import series_row as series_row
 
 # Recurrences are computed from this local anchor onwards.
 _ANCHOR = dt.date(2020, 1, 1)
@@ -60,13 +62,6 @@ def _parsed_rule(schedule: str, start: dt.time) -> rrule:
     return rule
 
 
-def instants(series: SeriesSettings, local: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """UTC start and end of a meeting starting at naive ``local`` time in the series' zone."""
-    start = local.replace(tzinfo=series.tz).astimezone(dt.UTC)
-    end = (local + series.duration).replace(tzinfo=series.tz).astimezone(dt.UTC)
-    return start, end
-
-
 def occurrences(series: SeriesSettings, after: dt.datetime) -> Iterator[dt.datetime]:
     """Scheduled local start times strictly after the instant ``after``, in order."""
     local_after = after.astimezone(series.tz).replace(tzinfo=None)
@@ -84,20 +79,6 @@ def is_scheduled_date(series: SeriesSettings, date: dt.date) -> dt.datetime | No
     if hit is not None and hit.date() == date:
         return hit
     return None
-
-
-_SERIES_BY_KEY = select(Series).where(Series.key == bindparam("key"))
-
-
-def series_row(session: Session, series: SeriesSettings) -> Series:
-    row = session.scalar(_SERIES_BY_KEY, {"key": series.key})
-    if row is None:
-        row = Series(key=series.key, name=series.name)
-        session.add(row)
-        session.flush()
-    elif row.name != series.name:
-        row.name = series.name
-    return row
 
 
 def _materialise(

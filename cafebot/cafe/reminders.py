@@ -18,15 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cafebot.cafe import meetings
-from cafebot.cafe.entries import agenda_total, open_items
-from cafebot.cafe.lifecycle import item_line
+from cafebot.cafe.agenda import agenda_total, item_line, open_items
 from cafebot.core.config import SeriesSettings, format_duration
 from cafebot.core.text import inline, zulip_time
 from cafebot.storage.models import Meeting, MeetingState, NoticeKind, NoticeStatus, SentNotice
 
 if TYPE_CHECKING:
-    from cafebot.bot.app import App
     from cafebot.core.chat import Chat
+    from cafebot.core.services import Services
 
 log = logging.getLogger("cafebot.cafe.reminders")
 
@@ -148,7 +147,7 @@ def _claim(
     return notice
 
 
-def _post(app: App, chat: Chat, notice_id: int, stream: str, topic: str, text: str) -> None:
+def _post(app: Services, chat: Chat, notice_id: int, stream: str, topic: str, text: str) -> None:
     """Post a claimed notice and record it as sent (the claim is already committed)."""
     message_id = chat.send(stream, topic, text)
     with app.unit_of_work() as session:
@@ -158,7 +157,7 @@ def _post(app: App, chat: Chat, notice_id: int, stream: str, topic: str, text: s
             notice.message_id = message_id
 
 
-def send_due_reminders(app: App, chat: Chat, series: SeriesSettings) -> int:
+def send_due_reminders(app: Services, chat: Chat, series: SeriesSettings) -> int:
     """Send every reminder of ``series`` that is due now. Returns how many were sent."""
     if not series.stream:
         return 0
@@ -196,11 +195,11 @@ def send_due_reminders(app: App, chat: Chat, series: SeriesSettings) -> int:
     return len(to_send)
 
 
-def _series_of(app: App, meeting: Meeting) -> SeriesSettings | None:
+def _series_of(app: Services, meeting: Meeting) -> SeriesSettings | None:
     return app.settings.series_by_key(meeting.series.key)
 
 
-def send_cancellation_notice(app: App, chat: Chat, meeting_id: int) -> bool:
+def send_cancellation_notice(app: Services, chat: Chat, meeting_id: int) -> bool:
     """Post the one cancellation notice of a cancelled meeting (if not posted yet)."""
     with app.unit_of_work() as session:
         meeting = session.get(Meeting, meeting_id)
@@ -230,7 +229,7 @@ def send_cancellation_notice(app: App, chat: Chat, meeting_id: int) -> bool:
     return True
 
 
-def send_back_on_notice(app: App, chat: Chat, meeting_id: int) -> bool:
+def send_back_on_notice(app: Services, chat: Chat, meeting_id: int) -> bool:
     """After ``uncancel``: if people were told of the cancellation, tell them it is back on."""
     with app.unit_of_work() as session:
         meeting = session.get(Meeting, meeting_id)

@@ -31,8 +31,8 @@ from cafebot.storage.models import Meeting, MeetingState, PublishStep, StepStatu
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from cafebot.bot.app import App
     from cafebot.core.chat import Chat
+    from cafebot.core.services import Services
 
 log = logging.getLogger("cafebot.cafe.scheduler")
 
@@ -54,7 +54,9 @@ def _has_entries(meeting: Meeting) -> bool:
 class Lifecycle:
     """Reminders, scheduled ends and publishing for every series of the app."""
 
-    def __init__(self, app: App, chat: Chat, heartbeat: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self, app: Services, chat: Chat, heartbeat: Callable[[], object] | None = None
+    ) -> None:
         self.app = app
         self.chat = chat
         # Called by every sweep and once a minute (``cafebot health`` reads what it writes).
@@ -261,7 +263,7 @@ class Lifecycle:
 
 
 def start_lifecycle(
-    app: App, chat: Chat, heartbeat: Callable[[], object] | None = None
+    app: Services, chat: Chat, heartbeat: Callable[[], object] | None = None
 ) -> Callable[[], None]:
     """Start the scheduler for ``app`` on ``chat``; returns the function that stops it."""
     lifecycle = Lifecycle(app, chat, heartbeat)

@@ -22,8 +22,8 @@ from cafebot.commands.converters import ConversionError, InvalidValue
 from cafebot.commands.errors import UserError
 
 if TYPE_CHECKING:
-    from cafebot.bot.app import App
     from cafebot.core.chat import Chat
+    from cafebot.core.services import Services
 
 MAX_TEXT = 2000  # characters in one entry's text
 
@@ -71,7 +71,7 @@ class Outcome:
     reply: str | None = None
     reaction: str | None = None
     replan: bool = False
-    after: Callable[[App, Chat], None] | None = None
+    after: Callable[[Services, Chat], None] | None = None
 
 
 ACK = Outcome(reaction="check")

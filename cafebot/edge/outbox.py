@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from cafebot.bot.app import App
 from cafebot.core.chat import EditNotAllowed, Message, SendFailed
+from cafebot.core.services import Services
 from cafebot.core.text import silence_mentions
 from cafebot.edge.pacing import (
     Api,
@@ -139,7 +139,7 @@ _Outgoing = _Post | _React | _Edit
 class Outbox:
     """The one paced queue of everything the bot sends (see the module docstring)."""
 
-    def __init__(self, app: App, limiter: RateLimiter, tuning: Tuning) -> None:
+    def __init__(self, app: Services, limiter: RateLimiter, tuning: Tuning) -> None:
         self.app = app
         self.limiter = limiter
         self.tuning = tuning

@@ -22,7 +22,6 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from cafebot.cafe import meetings
 from cafebot.core.config import SeriesSettings
 from cafebot.core.text import escape_html, fragment
 from cafebot.notes.importer import ImportReport, MeetingOutcome, import_archive, import_file
@@ -39,6 +38,7 @@ from cafebot.storage.models import (
     Series,
     ShoutOut,
 )
+from cafebot.storage.series import series_row
 
 __all__ = [
     "ArchiveError",
@@ -64,7 +64,7 @@ __all__ = [
 
 def archive_years(session: Session, series: SeriesSettings) -> list[int]:
     """The years that have meetings to archive (published ones), newest first."""
-    row = meetings.series_row(session, series)
+    row = series_row(session, series)
     dates = session.scalars(
         select(Meeting.date).where(
             Meeting.series_id == row.id, Meeting.state == MeetingState.PUBLISHED
@@ -116,7 +116,7 @@ def default_title(series: SeriesSettings, year: int) -> str:
 def year_text(session: Session, series: SeriesSettings, year: int) -> str:
     """The archive file of ``year``: its title (kept from the import, or the default),
     then every published meeting of the year, newest first."""
-    row = meetings.series_row(session, series)
+    row = series_row(session, series)
     kept = session.scalar(
         select(ArchiveFile).where(ArchiveFile.series_id == row.id, ArchiveFile.year == year)
     )
@@ -164,7 +164,7 @@ def write_year_file(session: Session, series: SeriesSettings, year: int, directo
 
 
 def meeting_count(session: Session, series: SeriesSettings, year: int) -> int:
-    row = meetings.series_row(session, series)
+    row = series_row(session, series)
     count = session.scalar(
         select(func.count(Meeting.id)).where(
             Meeting.series_id == row.id,

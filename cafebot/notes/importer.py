@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from cafebot.cafe import meetings
 from cafebot.core.config import SeriesSettings
 from cafebot.notes.reader import parse_archive, read_archive_file
 from cafebot.notes.records import ParsedArchive, ParsedMeeting, normalise
@@ -40,6 +39,7 @@ from cafebot.storage.models import (
     Series,
     ShoutOut,
 )
+from cafebot.storage.series import instants, series_row
 
 IMPORTED = "imported"
 REPLACED = "replaced"
@@ -212,7 +212,7 @@ def import_archive(
     entries are dropped and the archive's are stored in the same meeting row.
     """
     report = ImportReport(warnings=list(archive.warnings))
-    row = meetings.series_row(session, series)
+    row = series_row(session, series)
     session.flush()
     dates = [m.date for m in archive.meetings]
     existing = {
@@ -293,7 +293,7 @@ def _store(
     values: list[dict[str, Any]] = []
     for r in todo:
         p = r.parsed
-        starts_at, ends_at = meetings.instants(series, dt.datetime.combine(p.date, series.start))
+        starts_at, ends_at = instants(series, dt.datetime.combine(p.date, series.start))
         values.append(
             {
                 "series_id": row.id,

@@ -21,7 +21,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from cafebot.commands.converters import ConversionError, Estimate
+from cafebot.core.estimates import ConversionError, Estimate
 from cafebot.core.text import unescape
 from cafebot.storage.models import NoteKind
 

@@ -18,8 +18,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cafebot.commands.converters import format_estimate
 from cafebot.core.config import SeriesSettings
+from cafebot.core.estimates import format_estimate
 from cafebot.core.text import (
     escape_html,
     escape_line_start,

@@ -27,8 +27,8 @@ from cafebot.notes.render import Flavour, render, split_message
 from cafebot.storage.models import Meeting, MeetingState, PublishedPart, PublishStep, StepStatus
 
 if TYPE_CHECKING:
-    from cafebot.bot.app import App
     from cafebot.core.chat import Chat
+    from cafebot.core.services import Services
 
 log = logging.getLogger("cafebot.publishing.publish")
 
@@ -173,7 +173,7 @@ def git_publish(series: SeriesSettings, date: dt.date, section: str) -> str:
 
 
 def post_notes(
-    app: App, chat: Chat, meeting_id: int, parts: list[str], stream: str, topic: str
+    app: Services, chat: Chat, meeting_id: int, parts: list[str], stream: str, topic: str
 ) -> str:
     """Post the notes, or edit the messages of an earlier publication."""
     now = app.clock.now()
@@ -205,7 +205,7 @@ def post_notes(
 
 
 def _record_parts(
-    app: App, meeting_id: int, ids: list[int | None], now: dt.datetime, *, replace: bool
+    app: Services, meeting_id: int, ids: list[int | None], now: dt.datetime, *, replace: bool
 ) -> None:
     with app.unit_of_work() as session:
         if replace:
@@ -255,7 +255,9 @@ def _record_step(
     return row
 
 
-def publish(app: App, chat: Chat, meeting_id: int, steps: tuple[str, ...] | None = None) -> Report:
+def publish(
+    app: Services, chat: Chat, meeting_id: int, steps: tuple[str, ...] | None = None
+) -> Report:
     """Publish a meeting's notes now (``steps``: only these, e.g. to retry a failed one)."""
     now = app.clock.now()
     with app.unit_of_work() as session:
@@ -312,7 +314,12 @@ def publish(app: App, chat: Chat, meeting_id: int, steps: tuple[str, ...] | None
 
 
 def _report_failure(
-    app: App, chat: Chat, series: SeriesSettings, date: dt.date, report: Report, meeting_id: int
+    app: Services,
+    chat: Chat,
+    series: SeriesSettings,
+    date: dt.date,
+    report: Report,
+    meeting_id: int,
 ) -> None:
     """Tell the organisers in the meeting's topic; never let the report itself fail."""
     if not series.stream:

@@ -224,14 +224,33 @@ def ensure_schema(engine: Engine) -> None:
     """Upgrade the database to the latest revision, unless it is there already (cheap then).
 
     On PostgreSQL the upgrade runs under the leader lock, so that two processes
-    never migrate at once (:func:`cafebot.storage.leader.run_migrations_locked`).
+    never migrate at once (:func:`run_migrations_locked`).
     """
     if engine.dialect.name == "postgresql":
-        from cafebot.storage.leader import run_migrations_locked
-
         run_migrations_locked(engine)
     else:
         upgrade_if_behind(engine)
+
+
+def run_migrations_locked(engine: Engine) -> None:
+    """Bring the schema to the latest revision, under the leader lock on PostgreSQL.
+
+    Cheap when the database is at the latest revision already (no lock is taken,
+    so a new process starts while the old leader still runs).  Otherwise it waits
+    for the lock, then checks again: another process may have migrated meanwhile.
+    """
+    from alembic.script import ScriptDirectory
+
+    from cafebot.storage.leader import run_locked
+
+    current = current_revision(engine)
+    if current == head_revision():
+        return
+    known = {rev.revision for rev in ScriptDirectory(str(migrations_path())).walk_revisions()}
+    if current is not None and current not in known:
+        upgrade_if_behind(engine)  # refuses a newer schema at once, without waiting
+        return
+    run_locked(engine, lambda: upgrade_if_behind(engine))
 
 
 def upgrade_if_behind(engine: Engine) -> None:

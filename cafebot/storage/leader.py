@@ -13,7 +13,7 @@ may run the scheduler and publish.
   (:class:`LeaderWatch`) takes it over.  Server-side TCP keepalives are set on
   that session, so a leader whose whole host vanishes loses the lock within
   about a minute too.  Schema migrations at start-up run under the same lock
-  (:func:`run_migrations_locked`), so a new version never migrates while
+  (:func:`cafebot.storage.db.run_migrations_locked`), so a new version never migrates while
   another process migrates.
 - **SQLite** has no advisory locks and allows only one bot on a database file:
   the leader holds an exclusive ``flock`` on ``<database>.lock`` beside the
@@ -414,27 +414,6 @@ def run_locked(
         with contextlib.suppress(Exception):
             connection.invalidate()
         connection.close()
-
-
-def run_migrations_locked(engine: Engine) -> None:
-    """Bring the schema to the latest revision, under the leader lock on PostgreSQL.
-
-    Cheap when the database is at the latest revision already (no lock is taken,
-    so a new process starts while the old leader still runs).  Otherwise it waits
-    for the lock, then checks again: another process may have migrated meanwhile.
-    """
-    from alembic.script import ScriptDirectory
-
-    from cafebot.storage import db
-
-    current = db.current_revision(engine)
-    if current == db.head_revision():
-        return
-    known = {rev.revision for rev in ScriptDirectory(str(db.migrations_path())).walk_revisions()}
-    if current is not None and current not in known:
-        db.upgrade_if_behind(engine)  # refuses a newer schema at once, without waiting
-        return
-    run_locked(engine, lambda: db.upgrade_if_behind(engine))
 
 
 # ------------------------------------------------------------------ helpers

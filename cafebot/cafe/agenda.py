@@ -1,0 +1,102 @@
+"""The agenda as it reads: its open items in order, their total, and the listing.
+
+The read side shared by the entry commands, the live meeting, the reminders and
+the informational commands; it imports none of them.
+"""
+
+from __future__ import annotations
+
+from cafebot.cafe import meetings
+from cafebot.cafe.context import Context
+from cafebot.commands.converters import format_estimate
+from cafebot.core.text import inline, one_line, zulip_time
+from cafebot.storage.models import AgendaItem, Meeting
+
+
+def open_items(meeting: Meeting) -> list[AgendaItem]:
+    """The items still on the meeting's agenda (not moved elsewhere), in order."""
+    return [
+        i
+        for i in sorted(meeting.agenda_items, key=lambda i: (i.position, i.ref))
+        if i.moved_to is None
+    ]
+
+
+def renumber(items: list[AgendaItem]) -> None:
+    for position, item in enumerate(items, start=1):
+        item.position = position
+
+
+def agenda_total(items: list[AgendaItem]) -> tuple[int, int]:
+    """The agenda's total estimate as (low, high) minutes; items without one count zero."""
+    low = sum(i.estimate_min or 0 for i in items if i.moved_to is None)
+    high = sum((i.estimate_max or i.estimate_min or 0) for i in items if i.moved_to is None)
+    return low, high
+
+
+def item_line(item: AgendaItem) -> str:
+    estimate = (
+        f"({format_estimate(item.estimate_min, item.estimate_max)}) " if item.estimate_min else ""
+    )
+    who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
+    return f"A{item.ref} {estimate}{inline(item.topic)}{who}"
+
+
+def estimate_prefix(low: int | None, high: int | None) -> str:
+    return f"({format_estimate(low, high)}) " if low is not None else ""
+
+
+def total_line(ctx: Context, meeting: Meeting) -> str:
+    low, high = agenda_total(open_items(meeting))
+    slot = int(ctx.series.duration.total_seconds() // 60)
+    total = format_estimate(low, high if high != low else None) if low else "0 min"
+    warning = " — more than the meeting's length" if low > slot else ""
+    return f"Estimated time: {total} of {slot} min{warning}"
+
+
+def listing(ctx: Context, meeting: Meeting) -> str:
+    """Every entry of ``meeting`` with its reference, and the agenda's total estimate."""
+    state = meetings.status(meeting, ctx.now).value
+    lines = [
+        f"**{inline(ctx.series.name)} · {meeting.date.isoformat()}** "
+        f"({zulip_time(meeting.starts_at)}, {state})",
+        "",
+        "**Agenda**",
+    ]
+    items = open_items(meeting)
+    if not items:
+        lines.append("No items yet. Propose one: `agenda 10m Release plans`")
+    for item in items:
+        who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
+        carried = f" _(carried over from {item.carried_from})_" if item.carried_from else ""
+        done = " ✔" if item.state.value == "done" else ""
+        lines.append(
+            f"- **A{item.ref}** {estimate_prefix(item.estimate_min, item.estimate_max)}"
+            f"{inline(item.topic)}{who}{carried}{done}"
+        )
+    moved = [i for i in meeting.agenda_items if i.moved_to is not None]
+    for item in sorted(moved, key=lambda i: i.ref):
+        lines.append(f"- ~~A{item.ref} {inline(item.topic)}~~ moved to {item.moved_to}")
+    lines.append(total_line(ctx, meeting))
+    if meeting.checkins:
+        lines += ["", f"**Check-ins** ({len(meeting.checkins)})"]
+        for c in meeting.checkins:
+            fields = [c.name] + ([f"@{c.github}"] if c.github else [])
+            fields += [c.affiliation] if c.affiliation else []
+            lines.append(f"- **C{c.ref}** {inline(' / '.join(fields))}")
+    if meeting.introductions:
+        lines += ["", "**Introductions**"]
+        for i in meeting.introductions:
+            lines.append(f"- **I{i.ref}** {inline(i.person.display_name)}: {_short(i.text)}")
+    if meeting.shoutouts:
+        lines += ["", "**Shout-outs**"]
+        for s in meeting.shoutouts:
+            project = f"[{inline(s.project)}] " if s.project else ""
+            who = f" — {inline(s.author.display_name)}" if s.author else ""
+            lines.append(f"- **S{s.ref}** {project}{_short(s.text)}{who}")
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    flat = one_line(text)
+    return inline(flat if len(flat) <= limit else flat[: limit - 1] + "…")
