@@ -120,7 +120,7 @@ def test_a_write_failure_is_logged_once_and_not_raised(
     blocker.write_text("")
     clock = FakeClock(T0)
     heartbeat = Heartbeat(blocker / "heartbeat", clock)
-    with caplog.at_level(logging.WARNING, logger="cafebot.ops.health"):
+    with caplog.at_level(logging.WARNING, logger="cafebot.health"):
         assert heartbeat.beat("events") is False
         clock.advance(dt.timedelta(seconds=5))
         assert heartbeat.beat("events") is False

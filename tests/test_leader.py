@@ -127,9 +127,9 @@ def plain_engine(db_url: str) -> Iterator[Engine]:
 
 
 def test_lock_key_is_stable_and_fits_a_signed_bigint() -> None:
-    assert lock_key("cafebot.storage.leader") == lock_key("cafebot.storage.leader")
-    assert lock_key("cafebot.storage.leader") != lock_key("cafebot.other")
-    assert 0 <= lock_key("cafebot.storage.leader") < 2**63
+    assert lock_key("cafebot.leader") == lock_key("cafebot.leader")
+    assert lock_key("cafebot.leader") != lock_key("cafebot.other")
+    assert 0 <= lock_key("cafebot.leader") < 2**63
 
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -237,7 +237,7 @@ def test_run_locked_waits_for_the_holder(
             errors.append(exc)
 
     thread = threading.Thread(target=migrate)
-    with caplog.at_level(logging.WARNING, logger="cafebot.storage.leader"):
+    with caplog.at_level(logging.WARNING, logger="cafebot.leader"):
         thread.start()
         deadline = time.monotonic() + TAKEOVER_LIMIT
         while not any("waiting for the leader lock" in r.getMessage() for r in caplog.records):
@@ -373,7 +373,7 @@ def test_leader_watch_retries_when_starting_the_work_fails(
         on_deposed=lambda: events.append("deposed"),
         interval=0.05,
     )
-    with caplog.at_level(logging.ERROR, logger="cafebot.storage.leader"):
+    with caplog.at_level(logging.ERROR, logger="cafebot.leader"):
         watch.start()
         assert elected.wait(TAKEOVER_LIMIT)
     # The failed start was undone and the lock given up, then taken again.

@@ -22,7 +22,7 @@ from tests.harness import CAFE, RecordingChat, add_meeting
 def test_jobs_fire_at_their_instants(
     db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="cafebot.cafe.scheduler")
+    caplog.set_level(logging.INFO, logger="cafebot.scheduler")
     series = replace(
         CAFE,
         reminders=(dt.timedelta(seconds=2), dt.timedelta(0)),

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from cafebot.core.chat import Chat
     from cafebot.core.services import Services
 
-log = logging.getLogger("cafebot.cafe.lifecycle")
+log = logging.getLogger("cafebot.lifecycle")
 
 
 def minutes(delta: dt.timedelta) -> int:

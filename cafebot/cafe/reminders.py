@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cafebot.core.chat import Chat
     from cafebot.core.services import Services
 
-log = logging.getLogger("cafebot.cafe.reminders")
+log = logging.getLogger("cafebot.reminders")
 
 # A reminder posted more than this after it was due says that it is late.
 LATE_AFTER = dt.timedelta(minutes=2)

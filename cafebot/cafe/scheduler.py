@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from cafebot.core.chat import Chat
     from cafebot.core.services import Services
 
-log = logging.getLogger("cafebot.cafe.scheduler")
+log = logging.getLogger("cafebot.scheduler")
 
 REPLAN_EVERY = dt.timedelta(hours=1)
 

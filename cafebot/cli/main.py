@@ -42,7 +42,7 @@ def _settings(args: argparse.Namespace, *, quiet: bool = False) -> Settings:
         import logging
 
         for warning in settings.warnings:
-            logging.getLogger("cafebot.core.config").warning("%s", warning)
+            logging.getLogger("cafebot.config").warning("%s", warning)
     return settings
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from cafebot.core.config import Settings
 
-log = logging.getLogger("cafebot.ops.health")
+log = logging.getLogger("cafebot.health")
 
 #: The file name used in a state directory, or the suffix beside a SQLite database.
 HEARTBEAT_NAME = "heartbeat"

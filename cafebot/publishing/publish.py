@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from cafebot.core.chat import Chat
     from cafebot.core.services import Services
 
-log = logging.getLogger("cafebot.publishing.publish")
+log = logging.getLogger("cafebot.publish")
 
 DEFAULT_MESSAGE_LIMIT = 10_000
 RETRY_DELAYS = [dt.timedelta(minutes=m) for m in (2, 5, 15, 30, 60, 120)]

@@ -47,12 +47,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cafebot.core.clock import Clock, SystemClock
 
-log = logging.getLogger("cafebot.storage.leader")
+log = logging.getLogger("cafebot.leader")
 
 T = TypeVar("T")
 
 #: The name of the lock every cafebot process on one database competes for.
-LEADER_LOCK_NAME = "cafebot.storage.leader"
+LEADER_LOCK_NAME = "cafebot.leader"
 
 #: How often a :class:`LeaderWatch` checks (or retries) the lock, in seconds.
 DEFAULT_INTERVAL = 5.0
