@@ -316,7 +316,7 @@ def test_cafebot_logs_the_warning_and_goes_on(tmp_path: Path) -> None:
     config = write_config(tmp_path, f"[zulip]\nkey = {KEY}\n", 0o644)
     result = cafebot("health", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 1  # no heartbeat: the warning did not stop anything
-    assert "WARNING cafebot.core.config:" in result.stderr
+    assert "WARNING cafebot.config:" in result.stderr
     assert "is readable by every user" in result.stderr
     assert KEY not in result.stderr + result.stdout
     config.chmod(0o600)
