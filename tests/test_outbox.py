@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from cafebot.bot.app import APOLOGY, App, Bot
 from cafebot.core.chat import Message, StagesReplies
 from cafebot.core.config import Settings
+from cafebot.edge.client import NETWORK_ERRORS
 from cafebot.edge.outbox import Outbox, Target, _React
 from cafebot.edge.pacing import Api, RateLimiter, Stopper, Tuning
-from cafebot.edge.transport import NETWORK_ERRORS
 from cafebot.storage.models import CheckIn, OutgoingMessage, OutgoingState, ProcessedMessage
 from tests.fakezulip import Org
 from tests.harness import ADA, CAFE, JUNE_1, FakeClock

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import zulip
 
+from cafebot.edge.client import NETWORK_ERRORS
 from cafebot.edge.pacing import Api, Backoff, RateLimiter, Stopper, Transient, Tuning
-from cafebot.edge.transport import NETWORK_ERRORS
 from tests.fakezulip import Org
 
 

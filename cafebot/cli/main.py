@@ -455,7 +455,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     chat: Chat = _NoZulip("no Zulip account is configured")
     if settings.zulip.configured:
-        from cafebot.edge.transport import DirectChat
+        from cafebot.edge.direct import DirectChat
 
         direct = DirectChat(settings.zulip)
         try:
@@ -536,7 +536,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
         )
     if settings.zulip.configured:
-        from cafebot.edge.transport import check_zulip
+        from cafebot.edge.direct import check_zulip
 
         findings += check_zulip(settings)
     else:

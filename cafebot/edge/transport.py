@@ -1,8 +1,8 @@
-"""``cafebot run``: the long-running Zulip bot. The only module that imports ``zulip``.
+"""``cafebot run``: the long-running Zulip bot (only ``cafebot.edge`` imports ``zulip``).
 
 Three threads share the work:
 
-- the **poller** registers an event queue (message, update_message and
+- the **poller** (:mod:`cafebot.edge.events`) registers an event queue (message, update_message and
   delete_message events, raw Markdown), then catches up: it reads forward with
   ``GET /messages`` from the stored anchor to the newest message, and back from
   the anchor for commands edited while it was away, inside the catch-up window
@@ -18,16 +18,15 @@ Three threads share the work:
   are written to the ``outgoing_message`` table first; one whose response was
   lost is looked for among the bot's messages before it is posted again.
 
-The ``zulip`` client is built with ``retry_on_errors=False``: it would retry
-every request on 5xx and connection errors, POSTs included, with a fixed 1 s
-sleep, and it does not handle 429 at all. The retry policy is ours: capped
-exponential backoff with jitter for what is safe to repeat, ``retry-after`` on 429.
+The ``zulip`` client is built with ``retry_on_errors=False`` (:mod:`cafebot.edge.client`):
+the retry policy is ours, capped exponential backoff with jitter for what is safe to
+repeat, ``retry-after`` on 429. One-off calls without an event queue (``cafebot
+publish``, ``cafebot check``) are in :mod:`cafebot.edge.direct`.
 """
 
 from __future__ import annotations
 
 import collections
-import copy
 import gc
 import logging
 import queue
@@ -35,16 +34,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import requests
 import zulip
 
 from cafebot.bot.app import App
-from cafebot.core.chat import Chat, EditNotAllowed, Message, SendFailed
-from cafebot.core.config import Settings, ZulipSettings
+from cafebot.core.chat import Chat, Message
+from cafebot.edge.client import NETWORK_ERRORS, FatalError, RedactKey, clone, make_client
+from cafebot.edge.events import EventPoller, Inbound
 from cafebot.edge.handler import CafeHandler, command_text, strip_mention
 from cafebot.edge.outbox import Outbox, Target, _Edit, _React
 from cafebot.edge.pacing import (
@@ -64,65 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cafebot.zulip")
 
-# After handling a poll's commands, the next poll waits up to this long for their answers
-# to be sent (a rate-limited backlog is not waited for).
-ANSWER_HEAD_START = 0.01
-
-CLIENT_NAME = "cafebot"
-EVENT_TYPES = ["message", "update_message", "delete_message"]
-FETCH_CAP = 5000  # Zulip refuses a bigger GET /messages
-# What the zulip client raises when the server is not reached.
-NETWORK_ERRORS: tuple[type[Exception], ...] = (
-    requests.exceptions.RequestException,
-    zulip.ZulipError,
-)
-
-
-class FatalError(ZulipError):
-    """The bot cannot run (credentials refused, a request Zulip will never accept)."""
-
-
-def make_client(settings: ZulipSettings) -> Any:
-    """A ``zulip.Client`` that never retries by itself (it asks the server for its settings)."""
-    if settings.zuliprc is not None:
-        return zulip.Client(
-            config_file=str(settings.zuliprc), retry_on_errors=False, client=CLIENT_NAME
-        )
-    return zulip.Client(
-        email=settings.email,
-        api_key=settings.key,
-        site=settings.site,
-        retry_on_errors=False,
-        client=CLIENT_NAME,
-    )
-
-
-def _clone(client: Any) -> Any:
-    """Another client on the same account, with its own HTTP session (one per thread)."""
-    twin = copy.copy(client)
-    twin.session = None
-    return twin
-
-
-class _RedactKey(logging.Filter):
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secret and self.secret in record.getMessage():
-            record.msg = record.getMessage().replace(self.secret, "***")
-            record.args = None
-        return True
-
 
 # ====================================================================== inbound
-
-
-@dataclass(frozen=True)
-class _Inbound:
-    kind: str  # "message", "edit", "delete", "ready", "fatal"
-    data: Any = None
 
 
 class ZulipChat:
@@ -179,7 +120,7 @@ class ZulipBot:
         self.inbound_stop = Stopper()  # the poller and the main loop
         self.outbox = Outbox(app, self.limiter, self.tuning)
         self.chat = ZulipChat(self)
-        self.inbox: queue.Queue[_Inbound] = queue.Queue()
+        self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.bot_id = 0
         self.bot_name = ""
         self.account = ""
@@ -187,7 +128,6 @@ class ZulipBot:
         self._client: Any = None
         self._secret = self.settings.key or ""
         self._api: Api | None = None
-        self._queue_id: str | None = None
         self._users: dict[int, dict[str, Any]] = {}
         self._seen: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._handled_max = 0
@@ -195,6 +135,15 @@ class ZulipBot:
         self._anchor_saved_at = 0.0
         self._anchor_saved = -1
         self._poller: threading.Thread | None = None
+        self.poller = EventPoller(
+            lambda: self._new_api(self.inbound_stop, paced=False),
+            self.inbound_stop,
+            self.tuning,
+            self.inbox,
+            self.outbox,
+            heartbeat=lambda: self.heartbeat(),
+            stored_anchor=self._stored_anchor,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -207,7 +156,7 @@ class ZulipBot:
 
         Returns 0 when stopped, 1 when the bot cannot run (the reason is logged).
         """
-        redact = _RedactKey(self._secret)
+        redact = RedactKey(self._secret)
         handlers = list(logging.getLogger().handlers)
         for h in handlers:
             h.addFilter(redact)
@@ -223,7 +172,7 @@ class ZulipBot:
                 only_if=lambda: self.inbox.unfinished_tasks <= 1,
             )
             self._poller = threading.Thread(
-                target=self._poll_loop, name="zulip-poller", daemon=True
+                target=self.poller.run, name="zulip-poller", daemon=True
             )
             self._poller.start()
             while not self.inbound_stop.stopped:
@@ -273,10 +222,10 @@ class ZulipBot:
             except Exception:
                 log.exception("stopping the scheduler failed")
         self.outbox.close(self.tuning.shutdown_grace)
-        if self._queue_id is not None and self._client is not None:
+        if self.poller.queue_id is not None and self._client is not None:
             try:
                 api = self._new_api(Stopper(), paced=False)
-                api.once("DELETE", "events", {"queue_id": self._queue_id}, 2.0)
+                api.once("DELETE", "events", {"queue_id": self.poller.queue_id}, 2.0)
                 log.info("event queue deregistered")
             except ZulipError as exc:
                 log.info("could not deregister the event queue (%s); Zulip expires it", exc)
@@ -289,7 +238,7 @@ class ZulipBot:
     def _new_api(self, stopper: Stopper, *, paced: bool) -> Api:
         """Calls on a client of their own (one per thread)."""
         return Api(
-            _clone(self._client),
+            clone(self._client),
             self.limiter,
             stopper,
             self.tuning,
@@ -413,254 +362,9 @@ class ZulipBot:
             else:
                 log.info("series %s: subscribed to stream '%s'", series.key, series.stream)
 
-    # ------------------------------------------------------------------ the poller
-
-    def _poll_loop(self) -> None:
-        try:
-            self._poll()
-        except Stopped:
-            return
-        except Exception as exc:
-            log.exception("the event poll failed")
-            self.inbox.put(_Inbound("fatal", f"the event poll stopped: {exc}"))
-
-    def _poll(self) -> None:
-        api = self._new_api(self.inbound_stop, paced=False)
-        backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
-        queue_id: str | None = None
-        last_event_id = -1
-        pushed: int | None = self._stored_anchor()  # None: never read this account
-        longpoll = self.tuning.longpoll_timeout
-        while not self.inbound_stop.stopped:
-            self.heartbeat()
-            if queue_id is None:
-                try:
-                    reg = self._register(api)
-                except ApiError as exc:
-                    if exc.status == 401:
-                        raise FatalError("Zulip refused the bot's credentials (HTTP 401)") from None
-                    if exc.status == 400:
-                        raise FatalError(f"Zulip refused the event queue: {exc}") from None
-                    delay = backoff.next_delay()
-                    log.warning(
-                        "registering an event queue failed (%s); retrying in %.1f s", exc, delay
-                    )
-                    self.inbound_stop.sleep(delay)
-                    continue
-                queue_id, last_event_id = str(reg["queue_id"]), int(reg["last_event_id"])
-                self._queue_id = queue_id
-                longpoll = float(reg.get("event_queue_longpoll_timeout_seconds") or longpoll) + 5
-                # The queue collects events from here on; what came before it is read now.
-                # /register's max_message_id is not used: Zulip sends it only when
-                # "message" is in fetch_event_types (zulip.yaml, /register response;
-                # recorded.json exchanges 0 and 1), and cafebot fetches only "realm".
-                pushed = self._catch_up(api, pushed, reg)
-                self.outbox.latest_id = max(self.outbox.latest_id, pushed)
-                self.inbox.put(_Inbound("ready", pushed))
-            try:
-                result = api.call(
-                    "GET",
-                    "events",
-                    {"queue_id": queue_id, "last_event_id": last_event_id},
-                    retry=True,
-                    timeout=longpoll,
-                )
-            except ApiError as exc:
-                if self.inbound_stop.stopped:
-                    return  # the queue was deregistered at shutdown
-                # zulip.yaml, BadEventQueueIdError (recorded.json, "bad queue id"): the
-                # queue is gone; a new one is registered and caught up from `pushed`.
-                if exc.code == "BAD_EVENT_QUEUE_ID" or "event queue" in exc.msg.lower():
-                    log.info("Zulip forgot the event queue; registering a new one")
-                else:
-                    delay = backoff.next_delay()
-                    log.warning("polling for events failed (%s); retrying in %.1f s", exc, delay)
-                    self.inbound_stop.sleep(delay)
-                queue_id = None
-                continue
-            backoff.reset()
-            for event in result.get("events", []):
-                last_event_id = max(last_event_id, int(event.get("id", last_event_id)))
-                kind = event.get("type")
-                if kind == "message":
-                    raw = event["message"]
-                    pushed = max(pushed or 0, int(raw["id"]))
-                    self.inbox.put(_Inbound("message", raw))
-                elif kind == "update_message":
-                    self.inbox.put(_Inbound("edit", event))
-                elif kind == "delete_message":
-                    ids = event.get("message_ids") or [event.get("message_id")]
-                    self.inbox.put(_Inbound("delete", [int(i) for i in ids if i is not None]))
-            self._wait_handled()
-
-    def _wait_handled(self) -> None:
-        """Until the main thread has handled what the poll brought, and the answers are
-        on their way (or a moment has passed): then the next poll.
-
-        Zulip keeps the events meanwhile, and the next poll takes them all at once. Not
-        preparing it while a command is handled and answered leaves the processor to
-        those (with one interpreter lock, the threads would take turns).
-        """
-        done = self.inbox.all_tasks_done
-        while not self.inbound_stop.stopped:
-            with done:
-                if not self.inbox.unfinished_tasks:
-                    break
-                done.wait(0.5)
-            self.heartbeat()
-        self.outbox.wait_idle(ANSWER_HEAD_START)
-
-    def _register(self, api: Api) -> dict[str, Any]:
-        reg = api.call(
-            "POST",
-            "register",
-            {
-                "event_types": EVENT_TYPES,
-                "apply_markdown": False,
-                "client_gravatar": True,
-                "fetch_event_types": ["realm"],
-                "client_capabilities": {
-                    "notification_settings_null": True,
-                    "bulk_message_deletion": True,
-                    "user_avatar_url_field_optional": True,
-                },
-            },
-            retry=True,
-        )
-        box = self.outbox
-        box.max_message_length = int(reg.get("max_message_length") or box.max_message_length)
-        box.max_topic_length = int(reg.get("max_topic_length") or box.max_topic_length)
-        log.info("event queue registered")
-        return reg
-
-    def _catch_up(self, api: Api, anchor: int | None, reg: dict[str, Any]) -> int:
-        """Queue what was posted after ``anchor``, and what was edited while the bot was away.
-
-        Called after the queue is registered, so nothing posted from then on is missed;
-        a message both read here and brought by the queue is handled once (by its id).
-        On the first start on an account (no ``anchor``), nothing is caught up: the
-        newest message becomes the anchor. Returns the newest message id known.
-        """
-        if anchor is None:
-            newest = self._newest_id(api)
-            log.info("first start on this Zulip account: nothing to catch up on")
-            return newest
-        cutoff = time.time() - self.tuning.catchup_window.total_seconds()
-        edited = self._edited_while_away(api, anchor, cutoff, reg)
-        found, too_old = self._read_forward(api, anchor, cutoff)
-        if too_old:
-            log.warning(
-                "%d message(s) older than the catch-up window (%s) were not looked at",
-                too_old,
-                self.tuning.catchup_window,
-            )
-        for raw in edited:
-            self.inbox.put(_Inbound("edited", raw))
-        for raw in found:
-            self.inbox.put(_Inbound("message", raw))
-        if found:
-            log.info("catching up on %d message(s) posted while the bot was away", len(found))
-        return max([anchor, *(int(m["id"]) for m in found)])
-
-    def _messages(self, api: Api, anchor: int | str, **request: Any) -> dict[str, Any]:
-        """One page of ``GET /messages`` as the bot reads it: an empty narrow (for a bot,
-        the messages that mention it and its DMs: zulip-api/README.md, "Other facts"),
-        raw Markdown (``apply_markdown=false``: ``content`` is what the user typed)."""
-        return api.call(
-            "GET",
-            "messages",
-            {
-                "anchor": anchor,
-                **request,
-                "narrow": [],
-                "apply_markdown": False,
-                "client_gravatar": True,
-            },
-            retry=True,
-        )
-
-    def _newest_id(self, api: Api) -> int:
-        """The id of the newest message the bot can read (0 if none).
-
-        ``anchor=newest`` with ``num_before=1`` answers the newest message, as recorded
-        (recorded.json, "messages anchor=newest").
-        """
-        page = self._messages(api, "newest", num_before=1, num_after=0)
-        return max((int(m["id"]) for m in page.get("messages", [])), default=0)
-
-    def _read_forward(
-        self, api: Api, anchor: int, cutoff: float
-    ) -> tuple[list[dict[str, Any]], int]:
-        """The messages after ``anchor`` posted inside the window, oldest first, and how
-        many were older than it.
-
-        Read forward page by page until Zulip says ``found_newest`` (zulip.yaml,
-        GET /messages: ``include_anchor=false`` leaves the anchor out; recorded.json,
-        "messages read forward from an anchor").
-        """
-        found: list[dict[str, Any]] = []
-        too_old = 0
-        top = anchor
-        page_size = min(self.tuning.page_size, FETCH_CAP)
-        while True:
-            page = self._messages(api, top, include_anchor=False, num_before=0, num_after=page_size)
-            messages = sorted(page.get("messages", []), key=lambda m: int(m["id"]))
-            for raw in messages:
-                if int(raw["id"]) <= top:
-                    continue  # not asked for: never counted twice
-                if float(raw.get("timestamp", 0)) < cutoff:
-                    too_old += 1
-                else:
-                    found.append(raw)
-            if page.get("found_newest") or not messages or int(messages[-1]["id"]) <= top:
-                return found, too_old
-            top = int(messages[-1]["id"])
-
-    def _edited_while_away(
-        self, api: Api, anchor: int, cutoff: float, reg: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        """The messages up to ``anchor`` whose content was edited, oldest first: the main
-        thread follows each edit it has not followed yet (the events of edits made while
-        no queue was registered are lost).
-
-        Read backward from the anchor, as far as an edit could have been made while the
-        bot was away: the anchor was handled before the bot went away, and a message can
-        be edited only for ``realm_message_content_edit_limit_seconds`` after it was sent
-        (zulip.yaml, /register, realm section: null means no limit; the default is 600 s,
-        zulip-api/README.md). Never further back than the catch-up window.
-        """
-        limit = reg.get("realm_message_content_edit_limit_seconds")
-        edited: list[dict[str, Any]] = []
-        top = anchor
-        include = True
-        oldest = cutoff
-        page_size = min(self.tuning.page_size, FETCH_CAP)
-        while True:
-            page = self._messages(
-                api, top, include_anchor=include, num_before=page_size, num_after=0
-            )
-            messages = sorted(page.get("messages", []), key=lambda m: int(m["id"]), reverse=True)
-            done = bool(page.get("found_oldest")) or not messages
-            for raw in messages:
-                stamp = float(raw.get("timestamp", 0))
-                if int(raw["id"]) == anchor and isinstance(limit, int) and limit > 0:
-                    oldest = max(cutoff, stamp - limit)
-                if stamp < oldest:
-                    done = True
-                    break
-                # zulip.yaml, MessagesBase: last_edit_timestamp is present only if the
-                # message was edited (its content or its topic).
-                if raw.get("last_edit_timestamp") is not None:
-                    edited.append(raw)
-            if done or (int(messages[-1]["id"]) >= top and not include):
-                break
-            top, include = int(messages[-1]["id"]), False
-        edited.reverse()
-        return edited
-
     # ------------------------------------------------------------------ the main thread
 
-    def _handle_inbound(self, item: _Inbound) -> None:
+    def _handle_inbound(self, item: Inbound) -> None:
         try:
             if item.kind == "message":
                 self._on_message(item.data)
@@ -828,127 +532,3 @@ def run(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-class DirectChat:
-    """A :class:`~cafebot.core.chat.Chat` for one-off commands (``cafebot publish``): plain API
-    calls on the bot's account, without an event queue."""
-
-    notes_flavour = "zulip"
-
-    def __init__(self, settings: ZulipSettings) -> None:
-        self._client = make_client(settings)
-        self._secret = settings.key or ""
-        self.max_message_length = 10_000
-
-    def _call(self, method: str, endpoint: str, request: dict[str, Any]) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = self._client.call_endpoint(
-                url=endpoint, method=method, request=request
-            )
-        except NETWORK_ERRORS as exc:
-            raise SendFailed(f"Zulip could not be reached: {type(exc).__name__}") from exc
-        return result
-
-    def connect(self) -> None:
-        """Read the server's limits; a refused account fails here, clearly."""
-        result = self._call("POST", "register", {"event_types": '["message"]'})
-        if result.get("result") != "success":
-            raise SendFailed(f"Zulip refused the bot's account: {result.get('msg', '')}")
-        self.max_message_length = int(result.get("max_message_length", 10_000))
-        queue_id = result.get("queue_id")
-        if queue_id:
-            self._call("DELETE", "events", {"queue_id": queue_id})
-
-    def send(self, stream: str, topic: str, text: str) -> int | None:
-        result = self._call(
-            "POST",
-            "messages",
-            {"type": "stream", "to": stream, "topic": topic[:60], "content": text},
-        )
-        if result.get("result") != "success":
-            raise SendFailed(f"Zulip refused the post: {result.get('msg', '')}")
-        return int(result["id"])
-
-    def edit(self, message_id: int, text: str) -> None:
-        result = self._call("PATCH", f"messages/{message_id}", {"content": text})
-        if result.get("result") != "success":
-            raise EditNotAllowed(f"Zulip refused to edit message {message_id}: {result.get('msg')}")
-
-    def reply(self, message: Message, text: str) -> None:
-        raise SendFailed("a one-off command has no conversation to reply in")
-
-    def react(self, message: Message, emoji: str) -> None:
-        raise SendFailed("a one-off command has no conversation to react in")
-
-
-def check_zulip(settings: Settings) -> list[tuple[str, str]]:
-    """What ``cafebot check`` finds on Zulip: (``"error"``, ``"warning"`` or ``"ok"``, text).
-
-    Reaches the server with the bot's credentials, and checks each series' stream
-    (a stream the bot is not subscribed to yet is only a warning: ``cafebot run``
-    subscribes) and that each organiser listed by email resolves to a user.
-    """
-    try:
-        return _check_zulip(settings)
-    except NETWORK_ERRORS as exc:
-        where = settings.zulip.site or "the zuliprc's site"
-        return [("error", f"Zulip at {where} could not be reached ({type(exc).__name__})")]
-
-
-def _check_zulip(settings: Settings) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    client = make_client(settings.zulip)
-    me = client.call_endpoint(url="users/me", method="GET")
-    if me.get("result") != "success":
-        return [
-            (
-                "error",
-                f"Zulip refused the bot's credentials ({me.get('msg', 'no reason given')}): "
-                "check email and key (or zuliprc)",
-            )
-        ]
-    found.append(
-        ("ok", f"Zulip answers; the bot is {me.get('full_name')} (user {me.get('user_id')})")
-    )
-    subscribed = {
-        s.get("name", "").lower()
-        for s in client.call_endpoint(url="users/me/subscriptions", method="GET").get(
-            "subscriptions", []
-        )
-    }
-    for series in settings.series:
-        if not series.stream:
-            found.append(("warning", f"series {series.key}: no stream; it can only be used in DMs"))
-            continue
-        result = client.call_endpoint(
-            url="get_stream_id", method="GET", request={"stream": series.stream}
-        )
-        if result.get("result") != "success":
-            found.append(
-                (
-                    "error",
-                    f"series {series.key}: stream '{series.stream}' does not exist for the bot",
-                )
-            )
-        elif series.stream.lower() not in subscribed:
-            found.append(
-                (
-                    "warning",
-                    f"series {series.key}: the bot is not subscribed to '{series.stream}' yet "
-                    "(cafebot run subscribes it)",
-                )
-            )
-        else:
-            found.append(("ok", f"series {series.key}: stream '{series.stream}'"))
-        for email in sorted(series.organizer_emails):
-            user = client.call_endpoint(url=f"users/{email}", method="GET")
-            if user.get("result") != "success":
-                found.append(
-                    (
-                        "warning",
-                        f"series {series.key}: organiser {email} could not be resolved to a "
-                        "Zulip user (list them by user id if the organisation hides emails)",
-                    )
-                )
-    return found

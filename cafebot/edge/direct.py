@@ -1,0 +1,134 @@
+"""One-off Zulip calls without an event queue: the Chat of ``cafebot publish``, and
+``cafebot check``'s look at the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cafebot.core.chat import EditNotAllowed, Message, SendFailed
+from cafebot.core.config import Settings, ZulipSettings
+from cafebot.edge.client import NETWORK_ERRORS, make_client
+
+
+class DirectChat:
+    """A :class:`~cafebot.core.chat.Chat` for one-off commands (``cafebot publish``): plain API
+    calls on the bot's account, without an event queue."""
+
+    notes_flavour = "zulip"
+
+    def __init__(self, settings: ZulipSettings) -> None:
+        self._client = make_client(settings)
+        self._secret = settings.key or ""
+        self.max_message_length = 10_000
+
+    def _call(self, method: str, endpoint: str, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = self._client.call_endpoint(
+                url=endpoint, method=method, request=request
+            )
+        except NETWORK_ERRORS as exc:
+            raise SendFailed(f"Zulip could not be reached: {type(exc).__name__}") from exc
+        return result
+
+    def connect(self) -> None:
+        """Read the server's limits; a refused account fails here, clearly."""
+        result = self._call("POST", "register", {"event_types": '["message"]'})
+        if result.get("result") != "success":
+            raise SendFailed(f"Zulip refused the bot's account: {result.get('msg', '')}")
+        self.max_message_length = int(result.get("max_message_length", 10_000))
+        queue_id = result.get("queue_id")
+        if queue_id:
+            self._call("DELETE", "events", {"queue_id": queue_id})
+
+    def send(self, stream: str, topic: str, text: str) -> int | None:
+        result = self._call(
+            "POST",
+            "messages",
+            {"type": "stream", "to": stream, "topic": topic[:60], "content": text},
+        )
+        if result.get("result") != "success":
+            raise SendFailed(f"Zulip refused the post: {result.get('msg', '')}")
+        return int(result["id"])
+
+    def edit(self, message_id: int, text: str) -> None:
+        result = self._call("PATCH", f"messages/{message_id}", {"content": text})
+        if result.get("result") != "success":
+            raise EditNotAllowed(f"Zulip refused to edit message {message_id}: {result.get('msg')}")
+
+    def reply(self, message: Message, text: str) -> None:
+        raise SendFailed("a one-off command has no conversation to reply in")
+
+    def react(self, message: Message, emoji: str) -> None:
+        raise SendFailed("a one-off command has no conversation to react in")
+
+
+def check_zulip(settings: Settings) -> list[tuple[str, str]]:
+    """What ``cafebot check`` finds on Zulip: (``"error"``, ``"warning"`` or ``"ok"``, text).
+
+    Reaches the server with the bot's credentials, and checks each series' stream
+    (a stream the bot is not subscribed to yet is only a warning: ``cafebot run``
+    subscribes) and that each organiser listed by email resolves to a user.
+    """
+    try:
+        return _check_zulip(settings)
+    except NETWORK_ERRORS as exc:
+        where = settings.zulip.site or "the zuliprc's site"
+        return [("error", f"Zulip at {where} could not be reached ({type(exc).__name__})")]
+
+
+def _check_zulip(settings: Settings) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    client = make_client(settings.zulip)
+    me = client.call_endpoint(url="users/me", method="GET")
+    if me.get("result") != "success":
+        return [
+            (
+                "error",
+                f"Zulip refused the bot's credentials ({me.get('msg', 'no reason given')}): "
+                "check email and key (or zuliprc)",
+            )
+        ]
+    found.append(
+        ("ok", f"Zulip answers; the bot is {me.get('full_name')} (user {me.get('user_id')})")
+    )
+    subscribed = {
+        s.get("name", "").lower()
+        for s in client.call_endpoint(url="users/me/subscriptions", method="GET").get(
+            "subscriptions", []
+        )
+    }
+    for series in settings.series:
+        if not series.stream:
+            found.append(("warning", f"series {series.key}: no stream; it can only be used in DMs"))
+            continue
+        result = client.call_endpoint(
+            url="get_stream_id", method="GET", request={"stream": series.stream}
+        )
+        if result.get("result") != "success":
+            found.append(
+                (
+                    "error",
+                    f"series {series.key}: stream '{series.stream}' does not exist for the bot",
+                )
+            )
+        elif series.stream.lower() not in subscribed:
+            found.append(
+                (
+                    "warning",
+                    f"series {series.key}: the bot is not subscribed to '{series.stream}' yet "
+                    "(cafebot run subscribes it)",
+                )
+            )
+        else:
+            found.append(("ok", f"series {series.key}: stream '{series.stream}'"))
+        for email in sorted(series.organizer_emails):
+            user = client.call_endpoint(url=f"users/{email}", method="GET")
+            if user.get("result") != "success":
+                found.append(
+                    (
+                        "warning",
+                        f"series {series.key}: organiser {email} could not be resolved to a "
+                        "Zulip user (list them by user id if the organisation hides emails)",
+                    )
+                )
+    return found
