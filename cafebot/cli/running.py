@@ -1,0 +1,85 @@
+"""``cafebot run`` (the bot on Zulip) and ``cafebot shell`` (the bot in a terminal)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cafebot.cli.common import settings_of
+
+if TYPE_CHECKING:
+    from cafebot.core.chat import Chat
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
+    from cafebot.bot.app import App
+    from cafebot.cafe.scheduler import start_lifecycle
+    from cafebot.edge.transport import run
+    from cafebot.ops.health import Heartbeat, heartbeat_path
+    from cafebot.storage.leader import AnotherInstanceRunning, LeaderWatch, claim_instance
+
+    log = logging.getLogger("cafebot")
+
+    settings = settings_of(args)
+    if not settings.zulip.configured:
+        print(
+            "cafebot run: no Zulip account configured: set site, email and key (or zuliprc) "
+            "in the [zulip] section of the config, or CAFEBOT_ZULIP_SITE, CAFEBOT_ZULIP_EMAIL "
+            "and CAFEBOT_ZULIP_KEY in the environment",
+            file=sys.stderr,
+        )
+        return 2
+    app = App.create(settings)  # brings the database to the latest revision
+    try:
+        # SQLite: one bot per database. PostgreSQL: several may run (a rolling restart);
+        # all handle commands, and only the leader runs the scheduler.
+        leadership = claim_instance(app.engine)
+    except AnotherInstanceRunning as exc:
+        app.close()
+        print(f"cafebot run: {exc}", file=sys.stderr)
+        return 1
+    heartbeat = Heartbeat(heartbeat_path(settings))
+
+    def on_ready(chat: Chat) -> Callable[[], None]:
+        """Once the bot is live: the scheduler (reminders, ends, publishing), on the leader."""
+        running: list[Callable[[], None]] = []
+
+        def elected() -> None:
+            log.info("this process leads: it runs the scheduler")
+            running.append(start_lifecycle(app, chat, lambda: heartbeat.beat("scheduler")))
+
+        def deposed() -> None:
+            while running:
+                running.pop()()
+            heartbeat.forget("scheduler")
+
+        watch = LeaderWatch(leadership, on_elected=elected, on_deposed=deposed)
+        watch.start()
+        return watch.stop
+
+    try:
+        return run(app, on_ready=on_ready, heartbeat=lambda: heartbeat.beat("events"))
+    finally:
+        leadership.release()
+        heartbeat.forget("events")
+        app.close()
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from cafebot.bot.app import App
+    from cafebot.edge.shell import parse_identity, run_shell
+
+    try:
+        name, email = parse_identity(args.as_user)
+    except ValueError as exc:
+        print(f"cafebot shell: --as: {exc}", file=sys.stderr)
+        return 2
+    app = App.create(settings_of(args, quiet=True))
+    try:
+        return run_shell(app, name=name, email=email, organizer=args.organizer)
+    finally:
+        app.close()
