@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
-from cafebot.cafe import meetings, people
+from cafebot.cafe import edits, meetings, people
 from cafebot.cafe.context import Context
 from cafebot.commands.converters import consume_series
 from cafebot.commands.errors import PermissionDenied, UserError
@@ -28,7 +28,7 @@ from cafebot.storage import db
 from cafebot.storage.models import Person, ProcessedMessage, Series
 
 # The command modules register themselves on import.
-from cafebot.cafe import entries as _entries  # isort: skip
+from cafebot.cafe import entries as _entries  # noqa: F401  isort: skip
 from cafebot.cafe import info as _info  # noqa: F401  isort: skip
 from cafebot.cafe import search as _search  # noqa: F401  isort: skip
 from cafebot.cafe import lifecycle as _lifecycle  # noqa: F401  isort: skip
@@ -220,7 +220,7 @@ class Bot:
         try:
             with self.app.unit_of_work() as session:
                 self._mark_followed(session, message)
-                found, notes = _entries.made_by_message(session, message.id)
+                found, notes = edits.made_by_message(session, message.id)
                 if not found and not notes:
                     return False
                 meeting = found[0].meeting if found else notes[0].item.meeting
@@ -242,7 +242,7 @@ class Bot:
                     notes_flavour=chat.notes_flavour,
                     more=more,
                 )
-                changed = _entries.follow_edit(
+                changed = edits.follow_edit(
                     ctx, found[0] if found else None, notes, spec, rest, more
                 )
             log.info("message %s edited: %s follows it", message.id, changed)
@@ -269,7 +269,7 @@ class Bot:
         for message_id in message_ids:
             try:
                 with self.app.unit_of_work() as session:
-                    gone = _entries.follow_delete(session, message_id)
+                    gone = edits.follow_delete(session, message_id)
             except Exception:
                 log.exception("following the deletion of message %s failed", message_id)
                 continue
