@@ -70,7 +70,8 @@ ANSWER_HEAD_START = 0.01
 
 CLIENT_NAME = "cafebot"
 EVENT_TYPES = ["message", "update_message", "delete_message"]
-FETCH_CAP = 5000  # Zulip refuses a bigger GET /messages
+# zulip.yaml, GET /messages: "A maximum of 5000 messages can be obtained per request".
+FETCH_CAP = 5000
 # What the zulip client raises when the server is not reached.
 NETWORK_ERRORS: tuple[type[Exception], ...] = (
     requests.exceptions.RequestException,
@@ -317,6 +318,8 @@ class ZulipBot:
         self._secret = self._secret or str(getattr(self._client, "api_key", ""))
         self._api = self._new_api(self.inbound_stop, paced=False)
         try:
+            # zulip.yaml, GET /users/me: user_id and full_name; a wrong key is a 401 with
+            # code UNAUTHORIZED (recorded.json, "wrong api key").
             me = self._api.call("GET", "users/me", retry=True)
         except Stopped:
             return False
@@ -337,6 +340,9 @@ class ZulipBot:
         assert self._api is not None  # noqa: S101 - set by _connect
         try:
             members = self._api.call("GET", "users", {"client_gravatar": True}, retry=True)
+            # zulip.yaml, GET /users: "members", each with user_id, is_bot, email (with the
+            # default visibility a bot sees "user<ID>@<host>": zulip-api/README.md) and
+            # delivery_email (null unless the bot may see it).
             for user in members.get("members", []):
                 self._users[int(user["user_id"])] = user
         except ApiError as exc:
@@ -374,6 +380,7 @@ class ZulipBot:
             if not series.stream:
                 continue
             try:
+                # zulip.yaml, GET /get_stream_id: a 400 when no such stream is visible.
                 self._api.call("GET", "get_stream_id", {"stream": series.stream}, retry=True)
             except ApiError as exc:
                 log.error(  # noqa: TRY400 - an expected refusal: no traceback
@@ -403,6 +410,8 @@ class ZulipBot:
                     exc.msg,
                 )
                 continue
+            # zulip.yaml, POST /users/me/subscriptions: with authorization_errors_fatal false,
+            # streams the bot may not join are listed in "unauthorized" (present only then).
             if series.stream in result.get("unauthorized", []):
                 log.error(
                     "series %s: the bot may not join the private stream '%s'; ask an "
@@ -447,6 +456,8 @@ class ZulipBot:
                     )
                     self.inbound_stop.sleep(delay)
                     continue
+                # zulip.yaml, /register: queue_id, last_event_id and
+                # event_queue_longpoll_timeout_seconds are always in the answer.
                 queue_id, last_event_id = str(reg["queue_id"]), int(reg["last_event_id"])
                 self._queue_id = queue_id
                 longpoll = float(reg.get("event_queue_longpoll_timeout_seconds") or longpoll) + 5
@@ -479,6 +490,8 @@ class ZulipBot:
                 queue_id = None
                 continue
             backoff.reset()
+            # zulip.yaml, GET /events: "events", each with an id and a type; a heartbeat
+            # comes when nothing happened for the long-poll timeout.
             for event in result.get("events", []):
                 last_event_id = max(last_event_id, int(event.get("id", last_event_id)))
                 kind = event.get("type")
@@ -489,6 +502,8 @@ class ZulipBot:
                 elif kind == "update_message":
                     self.inbox.put(_Inbound("edit", event))
                 elif kind == "delete_message":
+                    # zulip.yaml, delete_message event: message_ids with the
+                    # bulk_message_deletion capability (asked for), else message_id.
                     ids = event.get("message_ids") or [event.get("message_id")]
                     self.inbox.put(_Inbound("delete", [int(i) for i in ids if i is not None]))
             self._wait_handled()
@@ -511,6 +526,15 @@ class ZulipBot:
         self.outbox.wait_idle(ANSWER_HEAD_START)
 
     def _register(self, api: Api) -> dict[str, Any]:
+        """Register the event queue (zulip.yaml, POST /register; recorded.json, exchange 0).
+
+        Raw Markdown in message events (``apply_markdown`` false), no avatars
+        (``client_gravatar``), and only the realm's settings fetched. The capabilities are
+        those of a modern client (zulip.yaml, client_capabilities; Zulip accepts a
+        register without them too: recorded.json, "register without
+        notification_settings_null"); ``bulk_message_deletion`` makes delete events carry
+        ``message_ids``.
+        """
         reg = api.call(
             "POST",
             "register",
@@ -528,6 +552,8 @@ class ZulipBot:
             retry=True,
         )
         box = self.outbox
+        # zulip.yaml, /register, realm section: max_message_length and max_topic_length
+        # (fetched through "realm" in fetch_event_types: recorded.json, exchange 0).
         box.max_message_length = int(reg.get("max_message_length") or box.max_message_length)
         box.max_topic_length = int(reg.get("max_topic_length") or box.max_topic_length)
         log.info("event queue registered")
@@ -699,6 +725,8 @@ class ZulipBot:
             self._save_anchor()
 
     def _on_edit(self, event: dict[str, Any]) -> None:
+        # zulip.yaml, update_message event: rendering_only for a link preview's re-render;
+        # "content" is present only when the content changed (not for a topic move).
         if event.get("rendering_only") or "content" not in event:
             return  # a link preview, or a move to another topic
         if event.get("user_id") == self.bot_id or event.get("message_id") is None:
@@ -764,7 +792,7 @@ class ZulipBot:
                 log.info("cannot look up user %s (%s)", user_id, exc)
                 user = {}
             self._users[user_id] = user
-        return bool(user and user.get("is_bot"))
+        return bool(user and user.get("is_bot"))  # zulip.yaml, GET /users/{user_id}
 
     # ------------------------------------------------------------------ the anchor
 
