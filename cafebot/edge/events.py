@@ -30,7 +30,8 @@ log = logging.getLogger("cafebot.zulip")
 ANSWER_HEAD_START = 0.01
 
 EVENT_TYPES = ["message", "update_message", "delete_message"]
-FETCH_CAP = 5000  # Zulip refuses a bigger GET /messages
+# zulip.yaml, GET /messages: "A maximum of 5000 messages can be obtained per request".
+FETCH_CAP = 5000
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ class EventPoller:
                     )
                     self.stop.sleep(delay)
                     continue
+                # zulip.yaml, /register: queue_id, last_event_id and
+                # event_queue_longpoll_timeout_seconds are always in the answer.
                 queue_id, last_event_id = str(reg["queue_id"]), int(reg["last_event_id"])
                 self.queue_id = queue_id
                 longpoll = float(reg.get("event_queue_longpoll_timeout_seconds") or longpoll) + 5
@@ -127,6 +130,8 @@ class EventPoller:
                 queue_id = None
                 continue
             backoff.reset()
+            # zulip.yaml, GET /events: "events", each with an id and a type; a heartbeat
+            # comes when nothing happened for the long-poll timeout.
             for event in result.get("events", []):
                 last_event_id = max(last_event_id, int(event.get("id", last_event_id)))
                 kind = event.get("type")
@@ -137,6 +142,8 @@ class EventPoller:
                 elif kind == "update_message":
                     self.inbox.put(Inbound("edit", event))
                 elif kind == "delete_message":
+                    # zulip.yaml, delete_message event: message_ids with the
+                    # bulk_message_deletion capability (asked for), else message_id.
                     ids = event.get("message_ids") or [event.get("message_id")]
                     self.inbox.put(Inbound("delete", [int(i) for i in ids if i is not None]))
             self._wait_handled()
@@ -159,6 +166,15 @@ class EventPoller:
         self.outbox.wait_idle(ANSWER_HEAD_START)
 
     def _register(self, api: Api) -> dict[str, Any]:
+        """Register the event queue (zulip.yaml, POST /register; recorded.json, exchange 0).
+
+        Raw Markdown in message events (``apply_markdown`` false), no avatars
+        (``client_gravatar``), and only the realm's settings fetched. The capabilities are
+        those of a modern client (zulip.yaml, client_capabilities; Zulip accepts a
+        register without them too: recorded.json, "register without
+        notification_settings_null"); ``bulk_message_deletion`` makes delete events carry
+        ``message_ids``.
+        """
         reg = api.call(
             "POST",
             "register",
@@ -176,6 +192,8 @@ class EventPoller:
             retry=True,
         )
         box = self.outbox
+        # zulip.yaml, /register, realm section: max_message_length and max_topic_length
+        # (fetched through "realm" in fetch_event_types: recorded.json, exchange 0).
         box.max_message_length = int(reg.get("max_message_length") or box.max_message_length)
         box.max_topic_length = int(reg.get("max_topic_length") or box.max_topic_length)
         log.info("event queue registered")

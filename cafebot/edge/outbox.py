@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cafebot.zulip")
 
+# Until /register says (zulip.yaml, /register: max_message_length, max_topic_length):
+# Zulip's defaults, as recorded (recorded.json, "over-long message": the content is stored
+# cut to 10,000 characters ending "[message truncated]", the topic cut to 60 ending "...").
 DEFAULT_MAX_MESSAGE_LENGTH = 10_000
 DEFAULT_MAX_TOPIC_LENGTH = 60
 MARKS_PER_COMMIT = 50  # how many sent posts are recorded in one transaction, at most
@@ -76,11 +79,17 @@ class Target:
         return cls(recipients=tuple(others))
 
     def request(self) -> dict[str, Any]:
+        # zulip.yaml, POST /messages: `to` is a channel's name (or id) for "stream", a list
+        # of user ids for "private" (the older names of "channel" and "direct", accepted at
+        # feature level 266: recorded.json, "send a stream message").
         if self.stream is not None:
             return {"type": "stream", "to": self.stream, "topic": self.topic or ""}
         return {"type": "private", "to": list(self.recipients)}
 
     def narrow(self, bot_id: int) -> list[dict[str, Any]]:
+        # zulip.com/api/construct-narrow: operators as objects; "sender" takes a user id;
+        # "pm-with" is the legacy name of "dm", still accepted. An unknown stream is a 400
+        # (recorded.json, "unknown stream in narrow"): the search then fails and is retried.
         mine: dict[str, Any] = {"operator": "sender", "operand": bot_id}
         if self.stream is not None:
             return [
@@ -441,6 +450,9 @@ class Outbox:
             else:
                 api.once("POST", path, {"emoji_name": item.emoji}, None)
         except ApiError as exc:
+            # A second identical reaction is refused with REACTION_ALREADY_EXISTS, an unknown
+            # emoji name with BAD_REQUEST (recorded.json, "reaction twice", "reaction
+            # white_check_mark (refused)"): the first means it is there, as wanted.
             if exc.code != "REACTION_ALREADY_EXISTS" and "already" not in exc.msg.lower():
                 log.warning("reaction on message %s refused: %s", item.message.id, exc)
 
@@ -508,6 +520,7 @@ class Outbox:
             for candidate in candidates:
                 if candidate not in self._claimed and not self._claimed_row(candidate):
                     return candidate
+            # zulip.yaml, GET /messages: found_newest is always in the answer.
             if page.get("found_newest", True) or not messages:
                 return None
             anchor = int(messages[-1]["id"])

@@ -81,7 +81,13 @@ class RateLimiter:
         self.hits = 0  # 429 answers seen
 
     def update(self, headers: Mapping[str, str]) -> None:
-        """Read ``X-RateLimit-Remaining`` / ``-Limit`` / ``-Reset`` from a response's headers."""
+        """Read ``X-RateLimit-Remaining`` / ``-Limit`` / ``-Reset`` from a response's headers.
+
+        Zulip sends them on ordinary answers (recorded.json, "an ordinary answer's
+        rate-limit headers"; docs: zulip.com/api/http-headers), ``-Reset`` as a Unix
+        time. ``GET /events`` is limited separately and spells them ``X-Ratelimit-*``
+        (zulip-api/README.md): ``headers`` is requests' case-insensitive mapping.
+        """
         remaining = _number(headers.get("X-RateLimit-Remaining"))
         reset = _number(headers.get("X-RateLimit-Reset"))
         limit = _number(headers.get("X-RateLimit-Limit"))
@@ -334,11 +340,16 @@ class Api:
             raise Transient(text, maybe_done=not _not_sent(exc)) from None
         status, headers = self._last
         self.limiter.update(headers)
+        # A 429 carries code RATE_LIMIT_HIT, a fractional "retry-after" in the body and a
+        # Retry-After header (recorded.json, "rate limit hit at request 201"; zulip.yaml,
+        # RateLimitedError).
         if status == 429 or result.get("code") == "RATE_LIMIT_HIT":
             after = result.get("retry-after") or headers.get("Retry-After")
             raise RateLimited(float(after) if after is not None else None)
         if status >= 500 or result.get("result") == "http-error":
             raise Transient(f"the server answered HTTP {status or '?'}", maybe_done=True)
+        # zulip.yaml, JsonError: every refusal is {"result": "error", "msg", "code"}, with
+        # HTTP 400 (401 for a wrong key: recorded.json, "wrong api key").
         if result.get("result") != "success":
             raise ApiError(
                 status,

@@ -266,6 +266,8 @@ class ZulipBot:
         self._secret = self._secret or str(getattr(self._client, "api_key", ""))
         self._api = self._new_api(self.inbound_stop, paced=False)
         try:
+            # zulip.yaml, GET /users/me: user_id and full_name; a wrong key is a 401 with
+            # code UNAUTHORIZED (recorded.json, "wrong api key").
             me = self._api.call("GET", "users/me", retry=True)
         except Stopped:
             return False
@@ -286,6 +288,9 @@ class ZulipBot:
         assert self._api is not None  # noqa: S101 - set by _connect
         try:
             members = self._api.call("GET", "users", {"client_gravatar": True}, retry=True)
+            # zulip.yaml, GET /users: "members", each with user_id, is_bot, email (with the
+            # default visibility a bot sees "user<ID>@<host>": zulip-api/README.md) and
+            # delivery_email (null unless the bot may see it).
             for user in members.get("members", []):
                 self._users[int(user["user_id"])] = user
         except ApiError as exc:
@@ -323,6 +328,7 @@ class ZulipBot:
             if not series.stream:
                 continue
             try:
+                # zulip.yaml, GET /get_stream_id: a 400 when no such stream is visible.
                 self._api.call("GET", "get_stream_id", {"stream": series.stream}, retry=True)
             except ApiError as exc:
                 log.error(  # noqa: TRY400 - an expected refusal: no traceback
@@ -352,6 +358,8 @@ class ZulipBot:
                     exc.msg,
                 )
                 continue
+            # zulip.yaml, POST /users/me/subscriptions: with authorization_errors_fatal false,
+            # streams the bot may not join are listed in "unauthorized" (present only then).
             if series.stream in result.get("unauthorized", []):
                 log.error(
                     "series %s: the bot may not join the private stream '%s'; ask an "
@@ -403,6 +411,8 @@ class ZulipBot:
             self._save_anchor()
 
     def _on_edit(self, event: dict[str, Any]) -> None:
+        # zulip.yaml, update_message event: rendering_only for a link preview's re-render;
+        # "content" is present only when the content changed (not for a topic move).
         if event.get("rendering_only") or "content" not in event:
             return  # a link preview, or a move to another topic
         if event.get("user_id") == self.bot_id or event.get("message_id") is None:
@@ -468,7 +478,7 @@ class ZulipBot:
                 log.info("cannot look up user %s (%s)", user_id, exc)
                 user = {}
             self._users[user_id] = user
-        return bool(user and user.get("is_bot"))
+        return bool(user and user.get("is_bot"))  # zulip.yaml, GET /users/{user_id}
 
     # ------------------------------------------------------------------ the anchor
 
