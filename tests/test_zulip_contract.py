@@ -40,7 +40,7 @@ Differences found between the fake and Zulip, and fixed in the fake
 10. POST /register: ``queue_id`` "<time>:<hex>" -> a UUID [recorded "events after a mention"
     request].
 11. GET /events: a ``queue_id`` key beside ``events`` -> none [recorded "events after a
-    mention"; zulip.yaml GET /events].
+    mention"; zulip.yaml allows the key, the recorded server does not send it].
 12. GET /messages: ``anchor`` answered "newest" (a string) for anchor=newest -> the integer
     10000000000000000 (LARGER_THAN_MAX_MESSAGE_ID), 0 for oldest [zulip.yaml GET /messages:
     an integer; recorded "messages anchor=newest"].
@@ -91,7 +91,8 @@ anyOf, RateLimitedError's ``retry-after`` as a number, and GET /messages' 400 BA
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,7 @@ import requests
 
 from tests import zulipspec
 from tests.fakezulip import LARGER_THAN_MAX_MESSAGE_ID, FakeZulip, Org, User
+from tests.test_zulip_transport import Running, make_app
 
 
 @dataclass
@@ -136,29 +138,19 @@ class Client:
         self.session.close()
 
 
-# The bot's own /register parameters (cafebot/zulip_transport.py, ZulipBot._register).
-BOT_REGISTER = {
-    "event_types": ["message", "update_message", "delete_message"],
-    "apply_markdown": False,
-    "client_gravatar": True,
-    "fetch_event_types": ["realm"],
-    "client_capabilities": {
-        "notification_settings_null": True,
-        "bulk_message_deletion": True,
-        "user_avatar_url_field_optional": True,
-    },
-}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeZulip]:
-    with FakeZulip(heartbeat=0.3) as server:
-        yield server
-
-
-@pytest.fixture
-def org(fake: FakeZulip) -> Org:
-    return Org.create(fake)
+@pytest.fixture(scope="module")
+def bot_params(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The parameters the bot itself sends to POST /register (cafebot's ZulipBot, run once)."""
+    with FakeZulip(heartbeat=0.3) as fake:
+        org = Org.create(fake)
+        app = make_app(f"sqlite:///{tmp_path_factory.mktemp('register') / 'cafe.db'}", org)
+        try:
+            Running(app).wait_ready().stop()
+        finally:
+            app.close()
+        (request, *_) = fake.requests_to("register", "POST")
+    assert "event_types" in request.params
+    return request.params
 
 
 @pytest.fixture
@@ -182,9 +174,20 @@ def message_shape(name: str = "messages read forward from an anchor") -> dict[st
     return recorded_shape
 
 
-def test_the_fake_is_the_recorded_server(bot: Client) -> None:
+def replay(client: Client, name: str, path: str | None = None) -> Answer:
+    """Send a recorded request again; the answer must be the recorded error, body for body."""
+    exchange = zulipspec.recorded(name)
+    request = exchange["request"]
+    params = request["params"] or {}
+    answer = client.checked(request["method"], path or request["path"], **params)
+    zulipspec.assert_shape(answer.body, exchange, answer.status)
+    assert answer.body == exchange["body"]
+    return answer
+
+
+def test_the_fake_is_the_recorded_server(bot: Client, bot_params: dict[str, str]) -> None:
     server = zulipspec.recorded_server()
-    answer = bot.checked("POST", "register", **BOT_REGISTER)
+    answer = bot.checked("POST", "register", **bot_params)
     assert answer.body["zulip_version"] == server["zulip_version"]
     assert answer.body["zulip_feature_level"] == server["zulip_feature_level"]
     settings = bot.checked("GET", "server_settings")
@@ -194,8 +197,11 @@ def test_the_fake_is_the_recorded_server(bot: Client) -> None:
 # ---------------------------------------------------------------- register
 
 
-def test_register_as_the_bot_registers(org: Org, bot: Client) -> None:
-    answer = bot.checked("POST", "register", **BOT_REGISTER)
+def test_register_as_the_bot_registers(org: Org, bot: Client, bot_params: dict[str, str]) -> None:
+    # What cafebot sends (fetch_event_types decides which keys come back).
+    assert json.loads(bot_params["fetch_event_types"]) == ["realm"]
+    assert json.loads(bot_params["client_capabilities"])["bulk_message_deletion"] is True
+    answer = bot.checked("POST", "register", **bot_params)
     zulipspec.assert_shape(answer.body, zulipspec.recorded("(as cafebot asks)"), answer.status)
     # zulip.yaml: present only if "message" is in fetch_event_types; the bot fetches "realm".
     assert "max_message_id" not in answer.body
@@ -203,11 +209,10 @@ def test_register_as_the_bot_registers(org: Org, bot: Client) -> None:
     assert answer.body["realm_message_content_edit_limit_seconds"] == 600
 
 
-def test_register_fetching_messages_too(org: Org, bot: Client) -> None:
+def test_register_fetching_messages_too(org: Org, bot: Client, bot_params: dict[str, str]) -> None:
     org.command("hello")
-    answer = bot.checked(
-        "POST", "register", **{**BOT_REGISTER, "fetch_event_types": ["realm", "message"]}
-    )
+    params = {**bot_params, "fetch_event_types": ["realm", "message"]}
+    answer = bot.checked("POST", "register", **params)
     zulipspec.assert_shape(answer.body, zulipspec.recorded("fetch_event_types=[realm, message]"))
     assert answer.body["max_message_id"] == max(org.fake.messages)
 
@@ -230,15 +235,20 @@ def poll(client: Client, queue_id: str, last: int = -1) -> Answer:
     return client.checked("GET", "events", queue_id=queue_id, last_event_id=last, dont_block="true")
 
 
-def register(client: Client, **params: Any) -> str:
-    queue_id: str = client.checked("POST", "register", **{**BOT_REGISTER, **params}).body[
-        "queue_id"
-    ]
-    return queue_id
+@pytest.fixture
+def register(bot: Client, bot_params: dict[str, str]) -> Callable[..., str]:
+    """Register a queue as the bot does (``params`` override the bot's); its id."""
+
+    def register(**params: Any) -> str:
+        answer = bot.checked("POST", "register", **{**bot_params, **params})
+        queue_id: str = answer.body["queue_id"]
+        return queue_id
+
+    return register
 
 
-def test_a_message_event(org: Org, bot: Client) -> None:
-    queue = register(bot)
+def test_a_message_event(org: Org, bot: Client, register: Callable[..., str]) -> None:
+    queue = register()
     org.command("agenda 5m recorded")
     answer = poll(bot, queue)
     zulipspec.assert_shape(answer.body, zulipspec.recorded("events after a mention"), answer.status)
@@ -250,9 +260,9 @@ def test_a_message_event(org: Org, bot: Client) -> None:
     assert "mentioned" in event["flags"]
 
 
-def test_edit_and_delete_events(org: Org, bot: Client) -> None:
-    queue = register(bot)
-    old_style = register(bot, client_capabilities={"notification_settings_null": True})
+def test_edit_and_delete_events(org: Org, bot: Client, register: Callable[..., str]) -> None:
+    queue = register()
+    old_style = register(client_capabilities={"notification_settings_null": True})
     message_id = org.command("agenda 5m")
     org.fake.edit(message_id, f"@**{org.bot.full_name}** agenda 10m")
     org.fake.delete(message_id)
@@ -266,14 +276,14 @@ def test_edit_and_delete_events(org: Org, bot: Client) -> None:
     assert old[2]["message_id"] == message_id and "message_ids" not in old[2]
 
 
-def test_a_heartbeat(org: Org, bot: Client) -> None:
-    queue = register(bot)
+def test_a_heartbeat(org: Org, bot: Client, register: Callable[..., str]) -> None:
+    queue = register()
     answer = bot.checked("GET", "events", queue_id=queue, last_event_id=-1)
     assert [e["type"] for e in answer.body["events"]] == ["heartbeat"]
 
 
-def test_a_direct_message_event(org: Org, bot: Client) -> None:
-    queue = register(bot)
+def test_a_direct_message_event(org: Org, bot: Client, register: Callable[..., str]) -> None:
+    queue = register()
     org.fake.dm(org.ada, [org.bot], "status")
     org.fake.dm(org.ada, [org.bot, org.bob], "hello both")
     events = poll(bot, queue).body["events"]
@@ -282,22 +292,19 @@ def test_a_direct_message_event(org: Org, bot: Client) -> None:
 
 
 def test_a_bad_queue_id(bot: Client) -> None:
-    exchange = zulipspec.recorded("bad queue id")
-    answer = bot.checked("GET", "events", **exchange["request"]["params"])
-    zulipspec.assert_shape(answer.body, exchange, answer.status)
-    assert answer.body == exchange["body"]
+    replay(bot, "bad queue id")
 
 
-def test_a_queue_the_server_forgot(org: Org, bot: Client) -> None:
-    queue = register(bot)
+def test_a_queue_the_server_forgot(org: Org, bot: Client, register: Callable[..., str]) -> None:
+    queue = register()
     org.fake.expire_queues()
     answer = poll(bot, queue)
     zulipspec.assert_shape(answer.body, zulipspec.recorded("bad queue id"), answer.status)
     assert answer.body["queue_id"] == queue
 
 
-def test_deleting_a_queue(bot: Client) -> None:
-    queue = register(bot)
+def test_deleting_a_queue(bot: Client, register: Callable[..., str]) -> None:
+    queue = register()
     assert bot.checked("DELETE", "events", queue_id=queue).status == 200
     assert poll(bot, queue).body["code"] == "BAD_EVENT_QUEUE_ID"
 
@@ -404,10 +411,7 @@ def test_a_stream_narrow_gives_the_whole_stream(org: Org, bot: Client) -> None:
 
 
 def test_an_unknown_stream_in_a_narrow(bot: Client) -> None:
-    exchange = zulipspec.recorded("unknown stream in narrow")
-    answer = bot.checked("GET", "messages", **exchange["request"]["params"])
-    zulipspec.assert_shape(answer.body, exchange, answer.status)
-    assert answer.body == exchange["body"]
+    replay(bot, "unknown stream in narrow")
 
 
 def test_one_message_raw(org: Org, bot: Client) -> None:
@@ -465,11 +469,9 @@ def test_editing_the_bots_own_message(org: Org, bot: Client) -> None:
 
 
 def test_editing_someone_elses_message(org: Org, bot: Client) -> None:
-    exchange = zulipspec.recorded("edit someone else's message")
     message_id = org.command("agenda")
-    answer = bot.checked("PATCH", f"messages/{message_id}", **exchange["request"]["params"])
-    zulipspec.assert_shape(answer.body, exchange, answer.status)
-    assert answer.body == exchange["body"]
+    replay(bot, "edit someone else's message", f"messages/{message_id}")
+    assert org.fake.messages[message_id].content.endswith("agenda")
 
 
 def test_editing_past_the_time_limit(org: Org, bot: Client) -> None:
@@ -593,14 +595,11 @@ def test_hidden_emails() -> None:
 
 
 def test_a_wrong_api_key(org: Org) -> None:
-    exchange = zulipspec.recorded("wrong api key")
     client = Client(org.fake, org.bot, key="wrong")
     try:
-        answer = client.checked("GET", "users/me")
+        replay(client, "wrong api key")
     finally:
         client.close()
-    zulipspec.assert_shape(answer.body, exchange, answer.status)
-    assert answer.body == exchange["body"]
 
 
 def test_the_rate_limit(org: Org, bot: Client) -> None:
@@ -616,8 +615,8 @@ def test_the_rate_limit(org: Org, bot: Client) -> None:
     assert "." in limited.headers["Retry-After"]
 
 
-def test_events_are_limited_apart(org: Org, bot: Client) -> None:
-    queue = register(bot)
+def test_events_are_limited_apart(org: Org, bot: Client, register: Callable[..., str]) -> None:
+    queue = register()
     org.fake.set_rate_limit(2, 60.0)
     bot.checked("GET", "users/me")
     bot.checked("GET", "users/me")
@@ -633,3 +632,110 @@ def test_a_fault_injected_429(org: Org, bot: Client) -> None:
     answer = bot.checked("GET", "users/me")
     zulipspec.assert_shape(answer.body, zulipspec.recorded("rate limit hit"), answer.status)
     assert answer.headers["Retry-After"] == "0.25"
+
+
+# ---------------------------------------------------------------- the bot's own traffic
+
+
+def test_every_answer_to_a_running_bot(org: Org, tmp_path: Any) -> None:
+    """Every answer the fake gives cafebot in a working day validates against zulip.yaml."""
+    fake = org.fake
+    app = make_app(f"sqlite:///{tmp_path / 'cafe.db'}", org)
+    try:
+        running = Running(app).wait_ready()
+        try:
+            first = org.command("agenda 10m Release plans")
+            fake.wait_for(lambda: org.acked(first), what="a check reaction")
+            fake.dm(org.ada, [org.bot], "list")
+            fake.wait_for(lambda: [m for m in org.replies() if m.stream is None], what="a DM")
+            edited = org.command("agenda 5m Docs")
+            fake.wait_for(lambda: org.acked(edited), what="the second command")
+            fake.edit(edited, f"@**{org.bot.full_name}** agenda 5m Docs sprint")
+            fake.delete(first)
+        finally:
+            running.stop()
+        down = org.command("agenda 1m Posted while down")
+        running = Running(app).wait_ready()  # catches up: reads back, then forward
+        try:
+            fake.wait_for(lambda: org.acked(down), what="the command posted while down")
+        finally:
+            running.stop()
+    finally:
+        app.close()
+    answered = [r for r in fake.requests if r.answer is not None and r.fault is None]
+    for request in answered:
+        zulipspec.validate(request.method, request.path, int(request.status), request.answer)
+    seen = {(r.method, zulipspec.template(r.path)) for r in answered}
+    assert {
+        ("POST", "/register"),
+        ("GET", "/events"),
+        ("DELETE", "/events"),
+        ("GET", "/messages"),
+        ("POST", "/messages"),
+        ("POST", "/messages/{message_id}/reactions"),
+        ("POST", "/users/me/subscriptions"),
+        ("GET", "/users/me"),
+    } <= seen
+    reads = [r.params for r in answered if r.method == "GET" and r.path == "messages"]
+    assert any(p.get("num_after") == "0" and p.get("num_before") != "0" for p in reads)
+    assert any(p.get("num_before") == "0" and p.get("include_anchor") == "false" for p in reads)
+
+
+# ---------------------------------------------------------------- the helpers themselves
+
+
+def test_the_validator_refuses_what_zulip_does_not_send() -> None:
+    with pytest.raises(AssertionError, match="anchor"):
+        zulipspec.validate("GET", "messages", 200, {"result": "success", "msg": "", "anchor": "x"})
+    with pytest.raises(AssertionError, match="'since' was unexpected"):
+        body = {"result": "success", "msg": "", "events": [], "since": 1}
+        zulipspec.validate("GET", "events", 200, body)
+    with pytest.raises(AssertionError, match="allows no 500"):
+        zulipspec.validate("GET", "users/me", 500, {"result": "error", "msg": "x"})
+    with pytest.raises(AssertionError, match="describes no endpoint"):
+        zulipspec.validate("GET", "no/such/endpoint", 200, {})
+
+
+def test_the_shape_check_sees_keys_types_status_and_code() -> None:
+    exchange = zulipspec.recorded("bad queue id")
+    body = dict(exchange["body"])
+    zulipspec.assert_shape(body, exchange, 400)
+    for wrong, status, said in [
+        ({k: v for k, v in body.items() if k != "queue_id"}, 400, "queue_id: recorded present"),
+        ({**body, "extra": 1}, 400, "extra: recorded absent"),
+        ({**body, "queue_id": 1}, 400, "recorded str, got int"),
+        ({**body, "code": "BAD_REQUEST"}, 400, "code: recorded"),
+        (body, 401, "status: recorded 400"),
+    ]:
+        with pytest.raises(AssertionError, match=re.escape(said)):
+            zulipspec.assert_shape(wrong, exchange, status)
+    with pytest.raises(AssertionError, match="Retry-After"):
+        zulipspec.assert_headers({"Retry-After": "49"}, zulipspec.recorded("rate limit hit"))
+
+
+def test_without_the_data_the_helpers_fail_and_say_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setattr(zulipspec, "DATA", tmp_path)
+    with pytest.raises(zulipspec.SpecMissing, match="CI has it"):
+        zulipspec._need("zulip.yaml")
+
+
+def test_a_client_gone_mid_request_prints_no_traceback(
+    fake: FakeZulip, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """socketserver prints a traceback for an error in a request; a client gone away (a bot
+    process SIGKILLed) is normal for the fake, any other error still shows."""
+    server = fake._server
+    assert server is not None
+
+    def error_in_a_request(error: Exception) -> str:
+        try:
+            raise error  # noqa: TRY301 - handle_error reads the exception being handled
+        except Exception:
+            server.handle_error(None, ("127.0.0.1", 1))
+        return capsys.readouterr().err
+
+    assert "Traceback" not in error_in_a_request(ConnectionResetError(104, "reset by peer"))
+    assert "Traceback" not in error_in_a_request(BrokenPipeError(32, "broken pipe"))
+    assert "ValueError: a bug in the fake" in error_in_a_request(ValueError("a bug in the fake"))
