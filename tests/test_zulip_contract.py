@@ -80,8 +80,23 @@ Differences found between the fake and Zulip, and fixed in the fake
 23. GET /users/me/subscriptions: {name, stream_id, invite_only} -> the subscription objects
     zulip.yaml describes (color, description, notification settings, ...) [zulip.yaml
     GET /users/me/subscriptions].
-24. the fake printed a ConnectionResetError traceback (socketserver's handle_error) whenever a
+24. GET /users/me: ``bot_type`` present (zulip.yaml's /users/me has no such key, and refuses
+    it) -> absent; ``avatar_url`` and ``is_billing_admin`` absent -> present; one's own
+    ``delivery_email`` null where emails are hidden -> one's own address [zulip.yaml
+    GET /users/me]. GET /users and /users/{id} gain ``avatar_url``, ``is_billing_admin``,
+    ``profile_data`` (people) and ``bot_owner_id`` (bots) likewise [zulip.yaml User].
+25. the fake printed a ConnectionResetError traceback (socketserver's handle_error) whenever a
     client went away mid-request (a bot process SIGKILLed) -> quiet for connection errors.
+
+Left as they are, on purpose:
+
+- the fake's default organisation shows real email addresses (``hide_emails=False``: the
+  "everyone" email visibility, a setting an organisation may choose), while a Zulip
+  organisation's default hides them (zulip-api/README.md: ``user<ID>@<host>``);
+  ``FakeZulip(hide_emails=True)`` is that default, and test_hidden_emails holds it.
+- injected faults (5xx, the proxy's HTML 502, cut connections) answer what a broken server or
+  proxy would; zulip.yaml describes a working server, so they are not validated.
+- anchor=first_unread reads as oldest (the bot never asks for it).
 
 zulip.yaml itself is read with three readings (tests/zulipspec.py READINGS): its oneOf as
 anyOf, RateLimitedError's ``retry-after`` as a number, and GET /messages' 400 BAD_NARROW with
