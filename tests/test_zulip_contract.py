@@ -109,6 +109,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -754,3 +755,16 @@ def test_a_client_gone_mid_request_prints_no_traceback(
     assert "Traceback" not in error_in_a_request(ConnectionResetError(104, "reset by peer"))
     assert "Traceback" not in error_in_a_request(BrokenPipeError(32, "broken pipe"))
     assert "ValueError: a bug in the fake" in error_in_a_request(ValueError("a bug in the fake"))
+
+
+def test_every_recording_is_held_to() -> None:
+    """Each recorded exchange is compared with the fake by a test here (the scheduled-message
+    ones by the tests of the scheduled-message endpoints, which are kept apart)."""
+    source = Path(__file__).read_text(encoding="utf-8")
+    used = {
+        zulipspec.recorded(name)["name"]
+        for name in re.findall(r'(?:recorded\(|replay\(\w+,)\s*"([^"]+)"', source)
+    }
+    every = {e["name"] for e in zulipspec.exchanges() if "scheduled" not in e["name"]}
+    assert len(every) == 19
+    assert sorted(every - used) == []
