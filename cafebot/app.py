@@ -156,8 +156,8 @@ class Bot:
             outcome = self._answer_only(message, chat, APOLOGY)
         if outcome is DUPLICATE:
             result = "duplicate"
-        if outcome.reaction:
-            chat.react(message, outcome.reaction)
+        for emoji in outcome.reactions:
+            chat.react(message, emoji)
         if outcome.reply:
             # A reply never pings: whatever user text it repeats, mentions in it are silent.
             chat.reply(message, silence_mentions(outcome.reply))

@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from cafebot.app import App
 from cafebot.chat import EditNotAllowed, Message, SendFailed
+from cafebot.commands import ACK, REACTION_GLOSS
 from cafebot.models import OutgoingMessage, OutgoingState
 from cafebot.notes import split_message
 from cafebot.pacing import (
@@ -398,20 +399,37 @@ class Outbox:
             return self._out_lock.wait_for(lambda: not self._out and not self._busy, timeout)
 
     def _combine(self, first: _React) -> _Outgoing:
-        """Throttled: pending acknowledgements in one topic become one reply (fewer requests)."""
+        """Throttled: pending acknowledgements in one topic become one reply (fewer requests).
+
+        The other reactions of those messages (an agenda over its slot) go into the
+        reply as words, once.
+        """
+        if first.emoji != ACK.reactions[0]:
+            return first
         same = [first] + [
-            i for i in self._out if isinstance(i, _React) and i.target == first.target
+            i
+            for i in self._out
+            if isinstance(i, _React) and i.target == first.target and i.emoji == first.emoji
         ]
         if len(same) < self.tuning.combine_acks:
             return first
         for item in same[1:]:
             self._out.remove(item)
+        acked = {id(i.message) for i in same}
+        extra = [i for i in self._out if isinstance(i, _React) and id(i.message) in acked]
+        for item in extra:
+            self._out.remove(item)
+        glosses = dict.fromkeys(
+            f" (:{i.emoji}: {REACTION_GLOSS[i.emoji]})" for i in extra if i.emoji in REACTION_GLOSS
+        )
         counts: collections.Counter[str] = collections.Counter(
             i.message.sender_name or f"user {i.message.sender_id}" for i in same
         )
         names = [f"{n} (x{c})" if c > 1 else n for n, c in counts.items()]
         shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
-        text = silence_mentions(f":{first.emoji}: Done, all {len(same)} of them: {shown}.")
+        text = silence_mentions(
+            f":{first.emoji}: Done, all {len(same)} of them: {shown}." + "".join(glosses)
+        )
         ids = [i.message.id for i in same if i.message.id is not None]
         return _Post(first.target, text, min(ids) if ids else self.latest_id)
 
