@@ -48,6 +48,7 @@ from cafebot.pacing import (
     Stopper,
     Transient,
     Tuning,
+    ZulipError,
 )
 from cafebot.text import silence_mentions
 
@@ -134,7 +135,22 @@ class _Edit:
     future: Future[None] = field(default_factory=Future)
 
 
-_Outgoing = _Post | _React | _Edit
+@dataclass(eq=False)
+class _Call:
+    """Any other API call (scheduled messages), paced with the rest; its answer in ``future``.
+
+    ``retry``: safe to repeat after a lost answer (GET, PATCH, DELETE; not a POST).
+    """
+
+    method: str
+    path: str
+    params: dict[str, Any]
+    retry: bool
+    future: Future[dict[str, Any]] = field(default_factory=Future)
+
+
+_Outgoing = _Post | _React | _Edit | _Call
+_Awaited = _Post | _Edit | _Call  # someone waits for its future
 
 
 class Outbox:
@@ -176,7 +192,7 @@ class Outbox:
         with self._out_lock:
             self._out_lock.notify_all()
             for item in self._out:
-                if isinstance(item, _Post | _Edit) and item.future is not None:
+                if isinstance(item, _Awaited) and item.future is not None:
                     item.future.set_exception(SendFailed("cafebot is shutting down"))
             self._out.clear()
         if self._thread is not None:
@@ -196,7 +212,7 @@ class Outbox:
     def enqueue(self, item: _Outgoing) -> None:
         with self._out_lock:
             if self.outbound_stop.stopped:
-                if isinstance(item, _Post | _Edit) and item.future is not None:
+                if isinstance(item, _Awaited) and item.future is not None:
                     item.future.set_exception(SendFailed("cafebot is shutting down"))
                 return
             here = self._sendable_here(item)
@@ -381,12 +397,12 @@ class Outbox:
             try:
                 self._perform(api, item)
             except Stopped:
-                if isinstance(item, _Post | _Edit) and item.future is not None:
+                if isinstance(item, _Awaited) and item.future is not None:
                     item.future.set_exception(SendFailed("cafebot is shutting down"))
                 return
             except Exception as exc:
                 log.exception("sending to Zulip failed")
-                if isinstance(item, _Post | _Edit) and item.future is not None:
+                if isinstance(item, _Awaited) and item.future is not None:
                     item.future.set_exception(SendFailed(str(exc)))
             finally:
                 with self._out_lock:
@@ -437,6 +453,15 @@ class Outbox:
         if isinstance(item, _React):
             if item.message.id is not None:
                 self._react(api, item, retry=True)
+        elif isinstance(item, _Call):
+            try:
+                answer = api.call(item.method, item.path, item.params, retry=item.retry)
+            except Stopped:
+                raise
+            except ZulipError as exc:  # refused, or not reached (the caller decides)
+                item.future.set_exception(exc)
+                return
+            item.future.set_result(answer)
         elif isinstance(item, _Edit):
             try:
                 api.call(

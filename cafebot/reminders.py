@@ -21,7 +21,14 @@ from cafebot import meetings
 from cafebot.config import SeriesSettings, format_duration
 from cafebot.entries import agenda_total, open_items
 from cafebot.lifecycle import item_line
-from cafebot.models import Meeting, MeetingState, NoticeKind, NoticeStatus, SentNotice
+from cafebot.models import (
+    HeldReminder,
+    Meeting,
+    MeetingState,
+    NoticeKind,
+    NoticeStatus,
+    SentNotice,
+)
 from cafebot.text import inline, zulip_time
 
 if TYPE_CHECKING:
@@ -50,15 +57,23 @@ def _when(offset: dt.timedelta) -> str:
     return f"in {number} {word}{'s' if number != 1 else ''}"
 
 
+#: How every reminder begins (the bot tells its own reminders from its other posts by it).
+REMINDER_HEAD = "**The "
+
+
+def looks_like_reminder(content: str) -> bool:
+    return content.startswith(REMINDER_HEAD)
+
+
 def reminder_text(
     series: SeriesSettings, meeting: Meeting, offset: dt.timedelta, now: dt.datetime, late: bool
 ) -> str:
     """Which meeting, when (in each reader's time zone), where, and the agenda so far."""
     name = inline(series.name)
     if offset <= dt.timedelta(0) or now >= meeting.starts_at:
-        head = f"**The {name} is starting now** ({zulip_time(meeting.starts_at)})."
+        head = f"{REMINDER_HEAD}{name} is starting now** ({zulip_time(meeting.starts_at)})."
     else:
-        head = f"**The {name} is {_when(offset)}**: {zulip_time(meeting.starts_at)}."
+        head = f"{REMINDER_HEAD}{name} is {_when(offset)}**: {zulip_time(meeting.starts_at)}."
     lines = [head]
     if late:
         lines.append("_(This reminder is late: the bot was offline when it was due.)_")
@@ -94,6 +109,14 @@ def due_reminder(
         session.scalars(
             select(SentNotice.offset_seconds).where(
                 SentNotice.meeting_id == meeting.id, SentNotice.kind == NoticeKind.REMINDER
+            )
+        )
+    )
+    # A reminder Zulip holds as a scheduled message is Zulip's to send (cafebot.held).
+    done |= set(
+        session.scalars(
+            select(HeldReminder.offset_seconds).where(
+                HeldReminder.meeting_id == meeting.id, HeldReminder.withdrawn.is_(False)
             )
         )
     )
