@@ -112,8 +112,9 @@ def due_reminder(
             )
         )
     )
-    # A reminder Zulip holds as a scheduled message is Zulip's to send (cafebot.held).
-    done |= set(
+    # A reminder Zulip holds as a scheduled message is Zulip's to send (cafebot.held); once
+    # its time has come it counts as sent (a later one held for the future does not).
+    held = set(
         session.scalars(
             select(HeldReminder.offset_seconds).where(
                 HeldReminder.meeting_id == meeting.id, HeldReminder.withdrawn.is_(False)
@@ -123,10 +124,11 @@ def due_reminder(
     due = [
         o
         for o in sorted(series.reminders, reverse=True)
-        if meeting.starts_at - o <= now and int(o.total_seconds()) not in done
+        if meeting.starts_at - o <= now and int(o.total_seconds()) not in done | held
     ]
     if not due:
         return None
+    done |= {h for h in held if meeting.starts_at - dt.timedelta(seconds=h) <= now}
     # Only the latest of the due reminders goes out; a later one already sent overtakes all.
     latest: dt.timedelta | None = due[-1]
     if any(sent < int(due[-1].total_seconds()) for sent in done):

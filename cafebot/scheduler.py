@@ -151,7 +151,7 @@ class Lifecycle:
         self.replan()
         if self.held is not None and self.held.active:
             self.held.debounce.urgent(self.app.clock.now())
-            self._wake("held-sync", self.app.clock.now(), self._held_job)
+            self._wake("held-sync", None, self._held_job)
 
     def _held_job(self) -> None:
         started = time.perf_counter()
@@ -165,7 +165,8 @@ class Lifecycle:
             extra={"job": "held-sync", "outcome": "synced" if done else "not due"},
         )
 
-    def _wake(self, job_id: str, when: dt.datetime, func: Callable[[], None]) -> None:
+    def _wake(self, job_id: str, when: dt.datetime | None, func: Callable[[], None]) -> None:
+        """Run ``func`` at ``when`` (None: at once), replacing the job of that id."""
         scheduler = self._scheduler
         if scheduler is None:
             return

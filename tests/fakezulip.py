@@ -407,6 +407,11 @@ class FakeZulip:
             )
             record.delivered = True
 
+    def deliver_scheduled(self, now: float) -> None:
+        """Zulip's delivery worker runs at ``now`` (for tests whose bot has a fake clock)."""
+        with self.lock:
+            self._deliver_due(now)
+
     def scheduled_of(self, user: User) -> list[ScheduledRecord]:
         """``user``'s scheduled messages not yet delivered (a test helper)."""
         with self.lock:
