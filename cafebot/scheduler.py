@@ -267,6 +267,8 @@ class Lifecycle:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        # Changes from here on are followed (those made before are in the first sweep's read).
+        self.app.change_listeners.append(self.entries_changed)
         if self.held is not None:
             try:
                 self.held.start()
@@ -287,7 +289,8 @@ class Lifecycle:
         self._scheduler.start()
         self.replan()
         self.app.schedule_listeners.append(self._schedule_changed)
-        self.app.change_listeners.append(self.entries_changed)
+        if self.held is not None and self.held.debounce.due_at is not None:
+            self._wake("held-sync", self.held.debounce.due_at, self._held_job)
 
     def stop(self) -> None:
         """Let the job in hand finish, then stop; safe from any thread."""
