@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +23,10 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
+from openapi_core import Config, OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
+from openapi_schema_validator import OAS30Validator
 
 from cafebot.app import App
 from cafebot.config import load_settings
@@ -29,6 +35,242 @@ from tests.fakezulip import FakeZulip, Org, StoredMessage
 from tests.harness import add_meeting
 
 ROOT = Path(__file__).resolve().parent.parent
+ZULIP_API = ROOT.parent / "shared" / "zulip-api"
+
+# ====================================================================== the contract
+
+
+@functools.cache
+def _spec() -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with (ZULIP_API / "zulip.yaml").open(encoding="utf-8") as f:
+        spec: dict[str, Any] = yaml.load(f, Loader=loader)  # noqa: S506 - a safe loader
+    return spec
+
+
+@functools.cache
+def _openapi() -> OpenAPI:
+    # The description is Zulip's own; validating the description itself is not our job.
+    return OpenAPI.from_dict(_spec(), config=Config(spec_validator_cls=None))
+
+
+def valid_for_operation(method: str, path: str, status: int, body: dict[str, Any]) -> None:
+    """The answer validates against the operation's response in zulip.yaml (openapi-core)."""
+    request = MockRequest("https://chat.zulip.org", method.lower(), f"/api/v1/{path}")
+    response = MockResponse(
+        json.dumps(body).encode(), status_code=status, content_type="application/json"
+    )
+    _openapi().validate_response(request, response)
+
+
+def valid_for_component(name: str, body: dict[str, Any]) -> None:
+    """The answer validates against one of zulip.yaml's error schemas.
+
+    For the 400 answers of these endpoints the description says ``oneOf``
+    [NonExistingChannelIdError, CodedError]; a plain coded error is valid under both,
+    so no 400 but the unknown-channel one can pass ``oneOf``. Those are held to the
+    schema the description means for them (CodedError), or to MissingArgumentError.
+    """
+    schema = {"components": _spec()["components"], "$ref": f"#/components/schemas/{name}"}
+    errors = [e.message for e in OAS30Validator(schema).iter_errors(body)]
+    assert errors == [], f"{name}: {errors}"
+
+
+@functools.cache
+def _recorded() -> dict[tuple[str, str], dict[str, Any]]:
+    data = json.loads((ZULIP_API / "recorded.json").read_text(encoding="utf-8"))
+    found = {}
+    for exchange in data["exchanges"]:
+        request = exchange.get("request") or {}
+        if str(request.get("path", "")).startswith("scheduled_messages"):
+            found[(request["method"], str(request["path"]).split("/")[0])] = exchange
+    return found
+
+
+def shape(value: Any) -> Any:
+    """A value's shape as recorded.json writes it: keys, and the types of the values."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return {bool: "bool", int: "int", float: "float", str: "str", type(None): "null"}[type(value)]
+
+
+def as_recorded(method: str, status: int, body: dict[str, Any]) -> None:
+    """Same status and shape as the exchange recorded on the real server."""
+    exchange = _recorded()[(method, "scheduled_messages")]
+    assert status == exchange["status"]
+    assert shape(body) == exchange["body_shape"]
+
+
+class Api:
+    """Plain HTTP calls on the fake, as a user's client makes them."""
+
+    def __init__(self, fake: FakeZulip, user: Any) -> None:
+        self.base = f"{fake.url}/api/v1/"
+        self.auth = (user.email, user.api_key)
+
+    def __call__(
+        self, method: str, path: str, data: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (data or {}).items()}
+        answer = requests.request(method, self.base + path, data=form, auth=self.auth, timeout=10)
+        assert answer.headers["Content-Type"] == "application/json"
+        return answer.status_code, answer.json()
+
+
+def _create(api: Api, stream_id: int, at: float, content: str = "later") -> int:
+    params = {"type": "stream", "to": stream_id, "topic": "t", "content": content}
+    status, body = api(
+        "POST", "scheduled_messages", {**params, "scheduled_delivery_timestamp": int(at)}
+    )
+    assert status == 200, body
+    return int(body["scheduled_message_id"])
+
+
+def test_create_edit_list_and_delete_answer_as_zulip(org: Org) -> None:
+    fake, api = org.fake, Api(org.fake, org.bot)
+    stream = fake.streams["jupyterhub"].id
+    later = time.time() + 3600
+    # Create: as recorded (a bot may), and as the description says.
+    params = {"type": "stream", "to": stream, "topic": "t", "content": "later"}
+    status, body = api(
+        "POST", "scheduled_messages", {**params, "scheduled_delivery_timestamp": int(later)}
+    )
+    valid_for_operation("POST", "scheduled_messages", status, body)
+    as_recorded("POST", status, body)
+    first = body["scheduled_message_id"]
+    second = _create(api, stream, later - 60, "sooner")
+    # List: the user's undelivered ones, by delivery time.
+    status, body = api("GET", "scheduled_messages")
+    valid_for_operation("GET", "scheduled_messages", status, body)
+    listed = body["scheduled_messages"]
+    assert [m["scheduled_message_id"] for m in listed] == [second, first]
+    assert listed[1] == {
+        "scheduled_message_id": first,
+        "type": "stream",
+        "to": stream,
+        "topic": "t",
+        "content": "later",
+        "rendered_content": "<p>later</p>",
+        "scheduled_delivery_timestamp": int(later),
+        "failed": False,
+    }
+    assert Api(fake, org.ada)("GET", "scheduled_messages")[1]["scheduled_messages"] == []
+    # Edit: as recorded.
+    status, body = api("PATCH", f"scheduled_messages/{first}", {"content": "later (edited)"})
+    valid_for_operation("PATCH", f"scheduled_messages/{first}", status, body)
+    as_recorded("PATCH", status, body)
+    assert fake.scheduled[first].content == "later (edited)"
+    # Delete: as recorded; then it is gone.
+    status, body = api("DELETE", f"scheduled_messages/{first}")
+    valid_for_operation("DELETE", f"scheduled_messages/{first}", status, body)
+    as_recorded("DELETE", status, body)
+    assert [
+        m["scheduled_message_id"] for m in api("GET", "scheduled_messages")[1]["scheduled_messages"]
+    ] == [second]
+
+
+def test_refusals_answer_as_zulip(org: Org) -> None:
+    fake, api = org.fake, Api(org.fake, org.bot)
+    stream = fake.streams["jupyterhub"].id
+    mine = _create(api, stream, time.time() + 3600)
+    past = int(time.time()) - 60
+    base = {"type": "stream", "to": stream, "topic": "t", "content": "x"}
+    # A time that has passed (Zulip: DeliveryTimeNotInFutureError).
+    status, body = api("POST", "scheduled_messages", {**base, "scheduled_delivery_timestamp": past})
+    assert (status, body["code"]) == (400, "BAD_REQUEST")
+    assert body["msg"] == "Scheduled delivery time must be in the future."
+    valid_for_component("CodedError", body)
+    status, body = api(
+        "PATCH", f"scheduled_messages/{mine}", {"scheduled_delivery_timestamp": past}
+    )
+    assert (status, body["msg"]) == (400, "Scheduled delivery time must be in the future.")
+    valid_for_component("CodedError", body)
+    # An unknown channel id: the description's own error, with the id.
+    status, body = api(
+        "POST",
+        "scheduled_messages",
+        {**base, "to": 9999, "scheduled_delivery_timestamp": past + 7200},
+    )
+    valid_for_operation("POST", "scheduled_messages", status, body)
+    assert (status, body["code"], body["stream_id"]) == (400, "STREAM_DOES_NOT_EXIST", 9999)
+    # A missing parameter.
+    status, body = api("POST", "scheduled_messages", base)
+    assert (status, body["code"], body["var_name"]) == (
+        400,
+        "REQUEST_VARIABLE_MISSING",
+        "scheduled_delivery_timestamp",
+    )
+    valid_for_component("MissingArgumentError", body)
+    # Empty content, and an edit that changes nothing.
+    status, body = api(
+        "POST",
+        "scheduled_messages",
+        {**base, "content": " ", "scheduled_delivery_timestamp": past + 7200},
+    )
+    assert (status, body["msg"]) == (400, "Message must not be empty")
+    status, body = api("PATCH", f"scheduled_messages/{mine}")
+    assert (status, body["msg"]) == (400, "Nothing to change")
+    valid_for_component("CodedError", body)
+    # Unknown ids, and another user's: 404, as the description says.
+    for method, user in (("PATCH", org.bot), ("DELETE", org.bot), ("DELETE", org.ada)):
+        target = 424242 if user is org.bot else mine
+        data = {"content": "y"} if method == "PATCH" else None
+        status, body = Api(fake, user)(method, f"scheduled_messages/{target}", data)
+        valid_for_operation(method, f"scheduled_messages/{target}", status, body)
+        assert (status, body) == (
+            404,
+            {"result": "error", "msg": "Scheduled message does not exist", "code": "BAD_REQUEST"},
+        )
+    assert mine in fake.scheduled  # Ada could not delete the bot's
+
+
+def test_a_scheduled_message_is_posted_at_its_time_as_the_sender_s_message(org: Org) -> None:
+    fake, api = org.fake, Api(org.fake, org.bot)
+    stream = fake.streams["jupyterhub"].id
+    fake.subscribe(org.bot, "jupyterhub")
+    status, reg = Api(fake, org.ada)("POST", "register", {"event_types": ["message"]})
+    assert status == 200
+    at = time.time() + 1
+    scheduled = _create(api, stream, at, "Posted by Zulip")
+    (posted,) = fake.wait_for(
+        lambda: [m for m in fake.sent_by(org.bot) if m.content == "Posted by Zulip"],
+        5,
+        "the delivery",
+    )
+    assert posted.timestamp >= int(at) and (posted.stream, posted.topic) == ("jupyterhub", "t")
+    # An ordinary message: in Ada's event queue, and no longer in the sender's list.
+    status, events = Api(fake, org.ada)(
+        "GET", "events", {"queue_id": reg["queue_id"], "last_event_id": -1, "dont_block": True}
+    )
+    assert [e["message"]["id"] for e in events["events"] if e["type"] == "message"] == [posted.id]
+    assert api("GET", "scheduled_messages")[1]["scheduled_messages"] == []
+    # Editing it now: Zulip says it was sent; deleting removes only the record.
+    status, body = api("PATCH", f"scheduled_messages/{scheduled}", {"content": "too late"})
+    assert (status, body["msg"]) == (400, "Scheduled message was already sent")
+    assert api("DELETE", f"scheduled_messages/{scheduled}")[0] == 200
+    assert posted.id in fake.messages
+
+
+def test_a_server_before_feature_level_179_cannot_create_them(org: Org) -> None:
+    org.fake.feature_level = 170
+    api = Api(org.fake, org.bot)
+    status, body = api(
+        "POST",
+        "scheduled_messages",
+        {
+            "type": "stream",
+            "to": 1,
+            "topic": "t",
+            "content": "x",
+            "scheduled_delivery_timestamp": int(time.time()) + 60,
+        },
+    )
+    assert status == 404 and body["result"] == "error"
+    status, settings = api("GET", "server_settings")
+    assert settings["zulip_feature_level"] == 170
+
 
 # ====================================================================== end to end
 
