@@ -79,12 +79,14 @@ class Debounce:
         self._first: dt.datetime | None = None
         self._last: dt.datetime | None = None
 
-    def mark(self, now: dt.datetime) -> dt.datetime:
-        """Something changed at ``now``; returns when the update is due."""
+    def mark(self, now: dt.datetime) -> tuple[dt.datetime, bool]:
+        """Something changed at ``now``: when the update is due, and whether this change
+        began a new burst (the changes after it only move that time)."""
         with self._lock:
+            began = self._first is None
             self._first = self._first or now
             self._last = now
-            return self._due()
+            return self._due(), began
 
     @property
     def due_at(self) -> dt.datetime | None:

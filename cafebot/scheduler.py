@@ -143,8 +143,9 @@ class Lifecycle:
         """A command changed entries: the held texts follow, debounced (quick: no I/O)."""
         if self.held is None or not self.held.active:
             return
-        due = self.held.debounce.mark(self.app.clock.now())
-        self._wake("held-sync", due, self._held_job)
+        due, began = self.held.debounce.mark(self.app.clock.now())
+        if began:  # later changes only move the update: the job finds that out (_held_job)
+            self._wake("held-sync", due, self._held_job)
 
     def _schedule_changed(self) -> None:
         """A command changed the schedule: re-plan, and bring the held reminders in line now."""

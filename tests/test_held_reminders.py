@@ -268,12 +268,43 @@ def test_debounce_waits_for_quiet_but_not_forever() -> None:
     debounce = Debounce(dt.timedelta(seconds=5), dt.timedelta(seconds=60))
     assert debounce.due_at is None and not debounce.take(JUNE_1)
     for second in range(0, 100, 2):  # a change every two seconds, for 100 s
-        due = debounce.mark(JUNE_1 + dt.timedelta(seconds=second))
+        due, began = debounce.mark(JUNE_1 + dt.timedelta(seconds=second))
+        assert began == (second == 0)
         if second < 60:
             assert due == JUNE_1 + dt.timedelta(seconds=min(second + 5, 60))
     # Changes never paused for 5 s: the update is still due 60 s after the first one.
     assert debounce.take(JUNE_1 + dt.timedelta(seconds=60))
     assert not debounce.take(JUNE_1 + dt.timedelta(seconds=61))  # once
-    debounce.mark(JUNE_1 + dt.timedelta(seconds=100))
+    assert debounce.mark(JUNE_1 + dt.timedelta(seconds=100))[1]  # a new burst
     assert not debounce.take(JUNE_1 + dt.timedelta(seconds=104))
     assert debounce.take(JUNE_1 + dt.timedelta(seconds=105))
+
+
+def test_a_lost_answer_to_the_create_does_not_hold_it_twice(app: App, org: Org) -> None:
+    # Zulip makes the scheduled message, but its answer never reaches the bot.
+    org.fake.fault("drop_after", "scheduled_messages", method="POST")
+    bot = Bot(app)
+    try:
+        (record,) = org.fake.scheduled_of(org.bot)
+        (row,) = held(app)
+        assert row.scheduled_message_id == record.id  # found in Zulip's list, not made again
+        assert len(org.fake.requests_to("scheduled_messages", "POST")) == 1
+    finally:
+        bot.stop()
+
+
+def test_a_create_not_confirmed_before_a_crash_is_adopted_at_the_restart(
+    app: App, org: Org
+) -> None:
+    Bot(app).stop()
+    (record,) = org.fake.scheduled_of(org.bot)
+    with app.unit_of_work() as session:  # as if the bot died before storing Zulip's answer
+        session.scalars(select(HeldReminder)).one().scheduled_message_id = None
+    again = Bot(app)
+    try:
+        (row,) = held(app)
+        assert row.scheduled_message_id == record.id
+        assert [r.id for r in org.fake.scheduled_of(org.bot)] == [record.id]
+        assert len(org.fake.requests_to("scheduled_messages", "POST")) == 1
+    finally:
+        again.stop()
