@@ -295,7 +295,10 @@ class HeldReminders:
         if not rows:
             self._reconciled = True
             return result
-        listed = {s.id: s for s in self.chat.scheduled()}
+        try:
+            listed = {s.id: s for s in self.chat.scheduled()}
+        except ScheduleRefused as exc:
+            return self._give_up(f"Zulip refused to list the bot's scheduled messages ({exc})")
         claimed = {r.scheduled_id for r in rows if r.scheduled_id is not None}
         for row in rows:
             if row.scheduled_id is None:
