@@ -308,6 +308,15 @@ def test_a_reminder_due_while_the_bot_is_stopped_goes_out_on_time_once(
     )
     assert sent == 2
     assert org.bot.api_key not in bot.output()
+    calls = {
+        m: len([r for r in fake.requests_to("scheduled_messages", m) if r.user_id == org.bot.id])
+        for m in ("POST", "PATCH", "GET", "DELETE")
+    }
+    print(  # to be seen with pytest -s
+        f"\nscheduled-message requests for 2 reminders, {len(changes)} changes and a restart: "
+        f"{calls}; Zulip posted the first {first.timestamp - int(first_due.timestamp())} s "
+        "after its time"
+    )
 
 
 # ====================================================================== cafebot check
