@@ -273,7 +273,8 @@ class HeldReminders:
                 pass
             except (ScheduleRefused, SendFailed) as exc:
                 log.error(  # noqa: TRY400 - said plainly
-                    "could not delete scheduled message %s (%s): it may be sent as well",
+                    "could not delete scheduled message %s (%s): Zulip may still send it "
+                    "(the bot does not)",
                     row.scheduled_id,
                     exc,
                 )
