@@ -281,10 +281,22 @@ def test_a_reminder_due_while_the_bot_is_stopped_goes_out_on_time_once(
     # Zulip posts it at its time, the bot being down.
     (first,) = fake.wait_for(in_topic, 20, "the reminder posted by Zulip")
     assert first.timestamp >= first_due.timestamp() > stopped_at
+    late_by = first.timestamp - int(first_due.timestamp())
     assert "is in 16 seconds" in first.content and "late" not in first.content
+    # Out of the catch-up's reach (a real server's unnarrowed fetch does not return a bot's
+    # own channel messages): only Zulip's list of scheduled messages tells the bot.
+    fake.age(first.id, 2 * 86400)
 
     bot = zr.Process(config, org)  # back: it must not post the first one again
     try:
+        # Once the start's reminder is held, a burst of agenda changes.
+        fake.wait_for(
+            lambda: [
+                r for r in fake.scheduled_of(org.bot) if r.timestamp == int(start.timestamp())
+            ],
+            10,
+            "the start's reminder held",
+        )
         changes = [org.command(f"agenda 1m Item {n}", topic=topic) for n in range(6)]
         fake.wait_for(lambda: all(org.acked(m) for m in changes), 15, "the agenda items")
         fake.wait_for(lambda: len(in_topic()) >= 2, 25, "the reminder at the start")
@@ -308,13 +320,15 @@ def test_a_reminder_due_while_the_bot_is_stopped_goes_out_on_time_once(
     )
     assert sent == 2
     assert org.bot.api_key not in bot.output()
+    assert "Zulip sent the held reminder of meeting" in bot.output()
     calls = {
         m: len([r for r in fake.requests_to("scheduled_messages", m) if r.user_id == org.bot.id])
         for m in ("POST", "PATCH", "GET", "DELETE")
     }
+    assert calls["GET"] >= 1  # the restart looked at Zulip's list
     print(  # to be seen with pytest -s
         f"\nscheduled-message requests for 2 reminders, {len(changes)} changes and a restart: "
-        f"{calls}; Zulip posted the first {first.timestamp - int(first_due.timestamp())} s "
+        f"{calls}; Zulip posted the first {late_by:.2f} s "
         "after its time"
     )
 
