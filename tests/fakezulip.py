@@ -43,8 +43,6 @@ from urllib.parse import parse_qs, urlsplit
 ZULIP_VERSION = "8.0"
 FEATURE_LEVEL = 185
 FETCH_CAP = 5000
-# Zulip's SCHEDULED_MESSAGE_LATE_CUTOFF_MINUTES: later than this, a delivery fails.
-SCHEDULED_LATE_CUTOFF = 600.0
 
 
 @dataclass
@@ -77,6 +75,10 @@ class StoredMessage:
     receivers: frozenset[int] = frozenset()  # who received it (UserMessage rows)
     reactions: list[tuple[int, str]] = field(default_factory=list)
     last_edit_timestamp: float | None = None
+
+
+# Zulip's SCHEDULED_MESSAGE_LATE_CUTOFF_MINUTES: later than this, a delivery fails.
+SCHEDULED_LATE_CUTOFF = 600.0
 
 
 @dataclass
@@ -361,7 +363,7 @@ class FakeZulip:
     # delivery worker looks once a minute; the fake looks every 50 ms (tests use seconds).
 
     def _init_scheduled(self) -> None:
-        self.feature_level = FEATURE_LEVEL  # a test lowers it for servers without the feature
+        # A test lowers the module's FEATURE_LEVEL (monkeypatch) for a server without them.
         self.scheduled: dict[int, ScheduledRecord] = {}
         self._scheduled_ids = itertools.count(1)
         self.scheduled_delivery_paused = False  # the delivery worker is behind
@@ -731,7 +733,7 @@ class _Handler(BaseHTTPRequestHandler):
                 200,
                 _ok(
                     zulip_version=ZULIP_VERSION,
-                    zulip_feature_level=fake.feature_level,
+                    zulip_feature_level=FEATURE_LEVEL,
                     realm_uri=fake.url,
                     realm_name=fake.realm_name,
                     push_notifications_enabled=False,
@@ -939,7 +941,7 @@ class _Api:
                     default=-1,
                 ),
                 zulip_version=ZULIP_VERSION,
-                zulip_feature_level=fake.feature_level,
+                zulip_feature_level=FEATURE_LEVEL,
                 zulip_merge_base=ZULIP_VERSION,
                 event_queue_longpoll_timeout_seconds=fake.heartbeat * 2,
             )
@@ -1189,7 +1191,7 @@ class _Api:
 
     def scheduled_messages(self, method: str, rest: list[str]) -> dict[str, Any]:
         fake = self.fake
-        level = fake.feature_level
+        level = FEATURE_LEVEL
         if level < 173 or (not rest and method == "POST" and level < 179):
             raise _ApiError(404, "Not Found", "BAD_REQUEST")  # no such endpoint yet
         with fake.lock:

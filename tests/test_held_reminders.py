@@ -20,6 +20,7 @@ from cafebot.clock import FakeClock
 from cafebot.held import MAX_WAIT, QUIET, Debounce
 from cafebot.models import HeldReminder, Meeting, NoticeKind, NoticeStatus, SentNotice
 from cafebot.scheduler import Lifecycle
+from tests import fakezulip
 from tests.fakezulip import FakeZulip, Org, StoredMessage
 from tests.harness import CAFE, JUNE_1
 from tests.test_zulip_transport import Running, make_app
@@ -232,10 +233,10 @@ def test_a_moved_meeting_gets_its_held_reminder_moved(bot: Bot, app: App, org: O
 
 
 def test_without_the_feature_the_bot_s_own_timer_sends_them(
-    app: App, org: Org, caplog: pytest.LogCaptureFixture
+    app: App, org: Org, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.INFO, logger="cafebot")
-    org.fake.feature_level = 170  # Zulip 6: no scheduled messages
+    monkeypatch.setattr(fakezulip, "FEATURE_LEVEL", 170)  # Zulip 6: no scheduled messages
     bot = Bot(app)
     try:
         assert bot.lifecycle.held is not None and not bot.lifecycle.held.active

@@ -18,6 +18,8 @@ The API (stable: add to it, don't rename):
   the same status; for a recorded error, the same ``code`` and the same keys.
 - :func:`assert_headers` ``(headers, exchange)``: every header the recording kept is there,
   with a value of the same form (a whole number, or a fractional one).
+- :func:`validate_answers` ``(fake.requests)``: :func:`validate` on every answer a
+  ``FakeZulip`` gave; the ``fake`` fixture (tests/conftest.py) runs it after each test.
 
 How the spec is read, and why (each is in :data:`READINGS`):
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -352,3 +354,27 @@ def assert_headers(headers: Mapping[str, str], exchange: Mapping[str, Any]) -> N
             f"headers differ from the recording {exchange.get('name', '')!r}: "
             + "; ".join(problems)
         )
+
+
+def validate_answers(requests: Iterable[Any]) -> int:
+    """Validate every answer a :class:`tests.fakezulip.FakeZulip` gave (its ``requests``:
+    ``method``, ``path``, ``status`` and ``answer``); returns how many were checked.
+
+    Answers a fault injected in place of Zulip's (a cut connection, a proxy's 5xx) have no
+    ``answer`` and are not Zulip's to check. All mismatches are reported together, once each.
+    """
+    checked, problems = 0, {}
+    for request in list(requests):
+        if request.answer is None or not isinstance(request.status, int):
+            continue
+        checked += 1
+        try:
+            validate(request.method, request.path, request.status, request.answer)
+        except SpecMismatch as exc:
+            problems.setdefault(str(exc)[:300], str(exc))
+    if problems:
+        raise SpecMismatch(
+            f"{len(problems)} kind(s) of answer the spec does not allow:\n"
+            + "\n".join(problems.values())
+        )
+    return checked
