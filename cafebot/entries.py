@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cafebot import people
-from cafebot.commands import ACK, Outcome, Spec, Who, command
+from cafebot.commands import ACK, OVER_SLOT, Outcome, Spec, Who, command
 from cafebot.context import Context, Entry
 from cafebot.converters import ConversionError, Estimate, Mention, Position, Project, Ref
 from cafebot.errors import UserError
@@ -195,13 +195,13 @@ def checkin(ctx: Context, fields: str | None) -> Outcome:
                 f"Welcome back to the {ctx.series.name}, {one_line(name)}! The notes archive "
                 f"has you as @{github} ({linked.describe()}): that history is yours now."
             ),
-            reaction="check",
+            reactions=("check",),
         )
     offer = people.link_offer(ctx.session, person, name, github) if first_time else None
     if offer is not None:
         return Outcome(
             reply=f"Welcome to the {ctx.series.name}, {one_line(name)}! {offer}",
-            reaction="check",
+            reactions=("check",),
         )
     if first_time:
         return Outcome(
@@ -210,7 +210,7 @@ def checkin(ctx: Context, fields: str | None) -> Outcome:
                 "First time here? Introduce yourself to everyone with `intro`, "
                 "for example: `intro I maintain a plotting library and came to learn`."
             ),
-            reaction="check",
+            reactions=("check",),
         )
     return ACK
 
@@ -327,7 +327,9 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     """Propose an agenda item with a time estimate, or (alone) list the agenda.
 
     Estimates: `5m`, `5 min`, `(10 mins)`, `10-15m`, `1h`. Further lines of
-    your message become the item's first notes.
+    your message become the item's first notes. The bot reacts with a check mark;
+    an hourglass beside it means the agenda now needs more time than the meeting
+    has (`list` shows the total against the slot).
     """
     from cafebot.info import listing
 
@@ -353,13 +355,9 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     low = (booked or 0) + (item.estimate_min or 0)
     slot = int(ctx.series.duration.total_seconds() // 60)
     if low > slot:
-        return Outcome(
-            reply=(
-                f"Added as A{item.ref}. The agenda now needs about {low} min, "
-                f"more than the meeting's {slot} min."
-            ),
-            reaction="check",
-        )
+        # No message for a small change (one per proposal would flood the topic): a second
+        # reaction says the agenda is now longer than the meeting; `list` shows by how much.
+        return Outcome(reactions=("check", OVER_SLOT))
     return ACK
 
 
@@ -505,7 +503,7 @@ def defer(ctx: Context, ref: Ref) -> Outcome:
     renumber(open_items(source))
     return Outcome(
         reply=f"Moved {ref.label} to the meeting of {later.date.isoformat()} as A{copy.ref}.",
-        reaction="check",
+        reactions=("check",),
     )
 
 

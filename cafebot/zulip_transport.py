@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import datetime as dt
 import gc
 import logging
 import queue
@@ -43,11 +44,20 @@ import requests
 import zulip
 
 from cafebot.app import App
-from cafebot.chat import Chat, EditNotAllowed, Message, SendFailed
+from cafebot.chat import (
+    Chat,
+    EditNotAllowed,
+    Message,
+    Scheduled,
+    ScheduledGone,
+    ScheduleRefused,
+    SendFailed,
+)
 from cafebot.config import Settings, ZulipSettings
 from cafebot.handler import CafeHandler, command_text, strip_mention
+from cafebot.held import record_delivered
 from cafebot.models import ZulipCursor
-from cafebot.outbox import Outbox, Target, _Edit, _React
+from cafebot.outbox import Outbox, Target, _Call, _Edit, _React, fit_topic
 from cafebot.pacing import (
     Api,
     ApiError,
@@ -69,6 +79,8 @@ log = logging.getLogger("cafebot.zulip")
 ANSWER_HEAD_START = 0.01
 
 CLIENT_NAME = "cafebot"
+# The feature level that brought POST /scheduled_messages (Zulip 7.0).
+SCHEDULED_MESSAGES_LEVEL = 179
 EVENT_TYPES = ["message", "update_message", "delete_message"]
 # zulip.yaml, GET /messages: "A maximum of 5000 messages can be obtained per request".
 FETCH_CAP = 5000
@@ -133,6 +145,7 @@ class ZulipChat:
 
     def __init__(self, bot: ZulipBot) -> None:
         self._bot = bot
+        self._stream_ids: dict[str, int] = {}
 
     def reply(self, message: Message, text: str) -> None:
         self._bot.outbox.queue_reply(message, text)
@@ -157,6 +170,94 @@ class ZulipChat:
         item = _Edit(message_id, text)
         self._bot.outbox.enqueue(item)
         item.future.result()
+
+    # -------------------------------------------------- scheduled messages (SchedulesMessages)
+
+    def scheduling_unavailable(self) -> str | None:
+        level = self._bot.feature_level
+        if level < SCHEDULED_MESSAGES_LEVEL:
+            return (
+                f"this Zulip (feature level {level}) has no scheduled messages "
+                f"(they came with level {SCHEDULED_MESSAGES_LEVEL}, Zulip 7.0)"
+            )
+        return None
+
+    def _call(self, method: str, path: str, params: dict[str, Any], *, retry: bool) -> Any:
+        """One API call through the paced queue; ApiError when Zulip says no."""
+        item = _Call(method, path, params, retry)
+        self._bot.outbox.enqueue(item)
+        try:
+            return item.future.result()
+        except ApiError:
+            raise
+        except (ZulipError, SendFailed) as exc:
+            raise SendFailed(f"Zulip was not reached: {exc}") from exc
+
+    def _stream_id(self, stream: str) -> int:
+        known = self._stream_ids.get(stream.lower())
+        if known is None:
+            try:
+                found = self._call("GET", "get_stream_id", {"stream": stream}, retry=True)
+            except ApiError as exc:
+                raise ScheduleRefused(f"stream '{stream}': {exc.msg}") from None
+            known = self._stream_ids[stream.lower()] = int(found["stream_id"])
+        return known
+
+    def schedule(self, stream: str, topic: str, text: str, at: dt.datetime) -> int:
+        topic = fit_topic(topic, self._bot.outbox.max_topic_length)
+        when = int(at.timestamp())
+        params = {
+            "type": "stream",
+            "to": self._stream_id(stream),
+            "topic": topic,
+            "content": text,
+            "scheduled_delivery_timestamp": when,
+        }
+        try:
+            answer = self._call("POST", "scheduled_messages", params, retry=False)
+        except ApiError as exc:
+            raise ScheduleRefused(f"HTTP {exc.status} {exc.code}: {exc.msg}") from None
+        except SendFailed:
+            # The answer may be what was lost: a scheduled message Zulip made is listed.
+            for held in self.scheduled():
+                same = held.content.strip() == text.strip() and held.topic == topic
+                if same and int(held.at.timestamp()) == when:
+                    return held.id
+            raise
+        return int(answer["scheduled_message_id"])
+
+    def reschedule(self, scheduled_id: int, text: str, at: dt.datetime) -> None:
+        params = {"content": text, "scheduled_delivery_timestamp": int(at.timestamp())}
+        try:
+            self._call("PATCH", f"scheduled_messages/{scheduled_id}", params, retry=True)
+        except ApiError as exc:
+            if exc.status == 404 or "already sent" in exc.msg:
+                raise ScheduledGone(exc.msg) from None
+            raise ScheduleRefused(f"HTTP {exc.status} {exc.code}: {exc.msg}") from None
+
+    def unschedule(self, scheduled_id: int) -> None:
+        try:
+            self._call("DELETE", f"scheduled_messages/{scheduled_id}", {}, retry=True)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ScheduledGone(exc.msg) from None
+            raise ScheduleRefused(f"HTTP {exc.status} {exc.code}: {exc.msg}") from None
+
+    def scheduled(self) -> list[Scheduled]:
+        try:
+            answer = self._call("GET", "scheduled_messages", {}, retry=True)
+        except ApiError as exc:
+            raise ScheduleRefused(f"HTTP {exc.status} {exc.code}: {exc.msg}") from None
+        return [
+            Scheduled(
+                id=int(held["scheduled_message_id"]),
+                topic=str(held.get("topic", "")),
+                content=str(held.get("content", "")),
+                at=dt.datetime.fromtimestamp(int(held["scheduled_delivery_timestamp"]), dt.UTC),
+                failed=bool(held.get("failed", False)),
+            )
+            for held in answer.get("scheduled_messages", [])
+        ]
 
 
 class ZulipBot:
@@ -196,6 +297,11 @@ class ZulipBot:
         self._anchor_saved_at = 0.0
         self._anchor_saved = -1
         self._poller: threading.Thread | None = None
+
+    @property
+    def feature_level(self) -> int:
+        """The server's API feature level (the client reads it from /server_settings)."""
+        return int(getattr(self._client, "feature_level", 0) or 0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -709,6 +815,8 @@ class ZulipBot:
         self._seen[message_id] = None
         while len(self._seen) > 10_000:
             self._seen.popitem(last=False)
+        if int(raw.get("sender_id", 0)) == self.bot_id:
+            self._own_message(raw)
         try:
             message = self._message(raw)
             if message is not None:
@@ -723,6 +831,13 @@ class ZulipBot:
         finally:
             self._handled_max = max(self._handled_max, message_id)
             self._save_anchor()
+
+    def _own_message(self, raw: dict[str, Any]) -> None:
+        """One of the bot's own messages: Zulip may be posting a reminder it held."""
+        try:
+            record_delivered(self.app, Message.from_zulip(raw))
+        except Exception:
+            log.exception("recording a held reminder as sent failed")
 
     def _on_edit(self, event: dict[str, Any]) -> None:
         # zulip.yaml, update_message event: rendering_only for a link preview's re-render;
@@ -939,6 +1054,7 @@ def _check_zulip(settings: Settings) -> list[tuple[str, str]]:
     found.append(
         ("ok", f"Zulip answers; the bot is {me.get('full_name')} (user {me.get('user_id')})")
     )
+    found.append(_check_scheduled(client))
     subscribed = {
         s.get("name", "").lower()
         for s in client.call_endpoint(url="users/me/subscriptions", method="GET").get(
@@ -980,3 +1096,30 @@ def _check_zulip(settings: Settings) -> list[tuple[str, str]]:
                     )
                 )
     return found
+
+
+def _check_scheduled(client: Any) -> tuple[str, str]:
+    """Which path the reminders take: Zulip's scheduled messages, or the bot's own timer."""
+    level = int(getattr(client, "feature_level", 0) or 0)
+    fallback = (
+        "the bot's own timer sends them, so one due while the bot is down goes out late, "
+        "when it is back"
+    )
+    if level < SCHEDULED_MESSAGES_LEVEL:
+        return (
+            "warning",
+            f"reminders: this Zulip (feature level {level}) has no scheduled messages "
+            f"(level {SCHEDULED_MESSAGES_LEVEL}, Zulip 7.0): {fallback}",
+        )
+    listed = client.call_endpoint(url="scheduled_messages", method="GET")
+    if listed.get("result") != "success":
+        return (
+            "warning",
+            f"reminders: Zulip refused to list the bot's scheduled messages "
+            f"({listed.get('msg', 'no reason given')}): {fallback}",
+        )
+    return (
+        "ok",
+        f"reminders: Zulip holds them as scheduled messages (feature level {level}), "
+        "sent on time even while the bot is down",
+    )
