@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # a bare `cafebot`: the overview of its commands is what a person wants
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
     from cafebot.core.config import ConfigError
 

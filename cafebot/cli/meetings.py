@@ -79,7 +79,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
                 )
                 for slot in meetings.upcoming(session, series, row, now, args.count):
                     local = slot.starts_at.astimezone(tz)
-                    line = f"  {local:%a %Y-%m-%d %H:%M %Z}  ({slot.starts_at:%H:%M} UTC)"
+                    line = f"  {local:%a %Y-%m-%d %H:%M %Z}"
+                    if local.tzname() != "UTC":  # a series in UTC shows its time once
+                        line += f"  ({slot.starts_at:%H:%M} UTC)"
                     if slot.cancelled:
                         reason = f": {slot.cancel_reason}" if slot.cancel_reason else ""
                         print(f"{line}  cancelled{reason}")

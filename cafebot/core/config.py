@@ -193,6 +193,25 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=int(m.group(1)) * _DURATION_UNITS[m.group(2).lower()])
 
 
+_DURATIONS_RE = re.compile(r"\s*\d+\s*[a-z]+\s*", re.IGNORECASE)
+
+
+def parse_durations(text: str) -> list[dt.timedelta]:
+    """A list of durations, by commas (``"7d, 1 day, 2 h, 0m"``); each read by
+    :func:`parse_duration`, so every key reads durations alike. Within an item,
+    durations may also stand apart by spaces (``"7d 1d"``). Raises ValueError."""
+    out = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        pieces = [m.group() for m in _DURATIONS_RE.finditer(item)]
+        if len(pieces) > 1 and "".join(pieces) == item:
+            out += [parse_duration(piece) for piece in pieces]
+        else:
+            out.append(parse_duration(item))  # one duration, or a ValueError naming the item
+    return out
+
+
 def format_duration(delta: dt.timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -502,9 +521,7 @@ class _Loader:
             return value
 
         def parse_offsets(raw: str) -> tuple[dt.timedelta, ...]:
-            parts = [p for p in re.split(r"[,\s]+", raw) if p]
-            offsets = sorted({parse_duration(p) for p in parts}, reverse=True)
-            return tuple(offsets)
+            return tuple(sorted(set(parse_durations(raw)), reverse=True))
 
         def parse_organizers(raw: str) -> tuple[str, ...]:
             out = []
