@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakezulip import Org
 from tests.test_cli import ROOT, cafebot
 
 pytestmark = pytest.mark.slow
@@ -116,3 +117,59 @@ def test_archive_export_honours_the_umask(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
         assert stat.S_IMODE((out / "2031.md").stat().st_mode) == mode, umask
+
+
+NO_ENV = {
+    "CAFEBOT_ZULIP_KEY": "",
+    "CAFEBOT_ZULIP_SITE": "",
+    "CAFEBOT_ZULIP_EMAIL": "",
+    "CAFEBOT_DATABASE_URL": "",
+    "CAFEBOT_CONFIG": "",
+}
+
+
+def copied_example(directory: Path) -> Path:
+    config = directory / "config.ini"
+    config.write_text((ROOT / "config.example.ini").read_text())
+    config.chmod(0o644)
+    return config
+
+
+def test_check_names_the_missing_key_and_its_variable(tmp_path: Path) -> None:
+    copied_example(tmp_path)  # site and email set, key = ... (the placeholder)
+    result = cafebot("check", cwd=tmp_path, env=NO_ENV)
+    assert result.returncode == 1
+    assert (
+        "ERROR    zulip: no Zulip account configured: key not set (site and email are); "
+        "set `key =` in [zulip] of config.ini, or CAFEBOT_ZULIP_KEY in the environment"
+    ) in result.stdout
+    run = cafebot("run", cwd=tmp_path, env=NO_ENV)
+    assert run.returncode == 2
+    assert "key not set (site and email are)" in run.stderr and "CAFEBOT_ZULIP_KEY" in run.stderr
+
+
+def test_check_creates_no_database_file(tmp_path: Path) -> None:
+    copied_example(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = cafebot("check", cwd=tmp_path, env=NO_ENV)
+    assert result.returncode == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # cafebot.db not created
+    assert "ERROR    database: no SQLite database at cafebot.db yet" in result.stdout
+    assert "cafebot db upgrade" in result.stdout
+    assert "revision none" not in result.stdout
+    nested = cafebot("check", "--db", f"sqlite:///{tmp_path / 'new' / 'c.db'}", env=NO_ENV)
+    assert "no SQLite database at" in nested.stdout and not (tmp_path / "new").exists()
+
+
+def test_check_prints_the_permission_warning_once(tmp_path: Path, org: Org) -> None:
+    config = tmp_path / "config.ini"
+    config.write_text(
+        f"[zulip]\nsite = {org.fake.url}\nemail = {org.bot.email}\nkey = {org.bot.api_key}\n"
+        f"[database]\nurl = sqlite:///{tmp_path / 'c.db'}\n[series:cafe]\nstream = jupyterhub\n"
+    )
+    config.chmod(0o644)
+    result = cafebot("check", "--config", str(config), env=NO_ENV)
+    seen = result.stdout + result.stderr
+    assert seen.count("is readable by every user of this machine") == 1, seen
+    assert "WARNING  " in result.stdout and "chmod o-rwx" in result.stdout
+    assert org.bot.api_key not in seen

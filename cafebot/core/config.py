@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -88,6 +88,30 @@ class ZulipSettings:
     @property
     def configured(self) -> bool:
         return self.zuliprc is not None or bool(self.site and self.email and self.key)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The keys of [zulip] that are not set, when no zuliprc stands in for them."""
+        if self.zuliprc is not None:
+            return ()
+        return tuple(k for k in ("site", "email", "key") if not getattr(self, k))
+
+    def missing_text(self, source: Path | None) -> str:
+        """What to set so that the account is configured, naming each missing key."""
+        where = f"[zulip] of {source}" if source else "the [zulip] section of a config file"
+        env = {"site": ENV_ZULIP_SITE, "email": ENV_ZULIP_EMAIL, "key": ENV_ZULIP_KEY}
+        missing = self.missing
+        given = [k for k in ("site", "email", "key") if k not in missing]
+        text = f"no Zulip account configured: {_and(missing)} not set"
+        if given:
+            text += f" ({_and(given)} {'is' if len(given) == 1 else 'are'})"
+        keys = _and([f"`{k} =`" for k in missing])
+        names = _and([env[k] for k in missing])
+        return f"{text}; set {keys} in {where}, or {names} in the environment"
+
+
+def _and(words: Sequence[str]) -> str:
+    return " and ".join(w for w in (", ".join(words[:-1]), words[-1]) if w) if words else ""
 
 
 @dataclass(frozen=True)
