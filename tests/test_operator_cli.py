@@ -173,3 +173,21 @@ def test_check_prints_the_permission_warning_once(tmp_path: Path, org: Org) -> N
     assert seen.count("is readable by every user of this machine") == 1, seen
     assert "WARNING  " in result.stdout and "chmod o-rwx" in result.stdout
     assert org.bot.api_key not in seen
+
+
+def test_scripted_shell_exits_1_when_a_command_was_refused_or_failed(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    ada = ("shell", "--db", db, "--as", "Ada <ada@example.org>")
+    good = cafebot(*ada, stdin="agenda 10m Release plans\nlist\n")
+    assert good.returncode == 0, good.stderr
+    assert "refused or failed" not in good.stderr
+    unknown = cafebot(*ada, stdin="list\nbogus words\nlist\n")
+    assert unknown.returncode == 1
+    assert "I don't know the command `bogus`" in unknown.stdout
+    assert "cafebot shell: 1 of 3 commands was refused or failed" in unknown.stderr
+    refused = cafebot("shell", "--db", db, "--as", "Bob <bob@example.org>", stdin="remove A1\n")
+    assert refused.returncode == 1
+    assert "only its author (Ada) or an organiser" in refused.stdout
+    assert "1 of 1 command was refused or failed" in refused.stderr
+    bad_args = cafebot(*ada, stdin="remove\n")  # its reference missing
+    assert bad_args.returncode == 1

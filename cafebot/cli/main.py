@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="talk to the bot in the terminal (local database, no Zulip needed)",
         description="Talk to the bot in the terminal. Reads commands line by line, so it "
-        "can be scripted: printf 'agenda 10m Release plans\\nlist\\n' | cafebot shell",
+        "can be scripted: printf 'agenda 10m Release plans\\nlist\\n' | cafebot shell. "
+        "A scripted run (standard input not a terminal) exits with status 1 when any "
+        "command was refused or failed, 0 when all succeeded.",
     )
     p.add_argument(
         "--as",

@@ -20,6 +20,8 @@ from cafebot.edge.handler import CafeHandler
 
 # Shell users get ids far above any real Zulip user id, derived from their email.
 SHELL_ID_BASE = 10**12
+#: The outcomes (cafebot.bot.app.Bot.handle) that make a scripted run exit with status 1.
+FAILED_OUTCOMES = frozenset({"refused", "error", "bug"})
 _TIME_RE = re.compile(r"<time:([0-9T:\-]+Z)>")
 _WHO_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*(?:<(?P<email>[^<>\s]+@[^<>\s]+)>)?\s*$")
 
@@ -108,6 +110,7 @@ def run_shell(
         with contextlib.suppress(ImportError):  # not on every platform
             import readline  # noqa: F401 - line editing and history for input()
     pending: list[str] = []
+    commands = failed = 0
     while True:
         try:
             if interactive:
@@ -139,7 +142,18 @@ def run_shell(
                 {"id": bot.user_id, "email": bot.email, "full_name": bot.full_name},
             ],
         }
-        handler.handle_message(message, bot)
+        commands += 1
+        if handler.handle_message(message, bot) in FAILED_OUTCOMES:
+            failed += 1
     if interactive:
         print(file=stdout)
+        return 0
+    if failed:
+        # A script can tell: the exit status, and a line on stderr (stdout keeps the replies).
+        print(
+            f"cafebot shell: {failed} of {commands} command{'s' if commands != 1 else ''} "
+            f"{'was' if failed == 1 else 'were'} refused or failed",
+            file=sys.stderr,
+        )
+        return 1
     return 0
