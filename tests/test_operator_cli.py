@@ -191,3 +191,34 @@ def test_scripted_shell_exits_1_when_a_command_was_refused_or_failed(tmp_path: P
     assert "1 of 1 command was refused or failed" in refused.stderr
     bad_args = cafebot(*ada, stdin="remove\n")  # its reference missing
     assert bad_args.returncode == 1
+
+
+def test_notes_says_what_it_looked_for(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    last = cafebot("notes", "last", "--db", db)
+    assert last.returncode == 1
+    assert last.stderr.strip() == "cafebot notes: the Collaboration Cafe has not met yet"
+    shell = cafebot("shell", "--db", db, stdin="notes last\n")
+    assert "The Collaboration Cafe has not met yet." in shell.stdout  # the same words
+    off = cafebot("notes", "2031-06-18", "--db", db)  # a Wednesday: no meeting that day
+    assert off.returncode == 1
+    assert (
+        off.stderr.strip() == "cafebot notes: the Collaboration Cafe has no meeting on 2031-06-18"
+    )
+
+
+def test_archive_import_names_the_bad_date_heading_and_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "2030.md"
+    bad.write_text("# 2030 Notes\n\n## 2030-13-45\n\n### Agenda :clock2:\n\n- [name=Ada] Plans\n")
+    result = cafebot("archive", "import", "--db", f"sqlite:///{tmp_path / 'c.db'}", str(bad))
+    assert result.returncode == 1
+    assert (
+        f"cafebot archive import: {bad}: no meetings found: line 3, `## 2030-13-45`, is not a "
+        "date on the calendar; a meeting's heading is its date, like `## 2031-05-20`; "
+        "nothing was imported from it"
+    ) in result.stderr
+    bad.write_text("## 2030-13-45\n\n## 2030-02-30\n\n## 2030-00-01\n")
+    two = cafebot("archive", "import", "--db", f"sqlite:///{tmp_path / 'c.db'}", str(bad))
+    assert "line 1, `## 2030-13-45`, is not a date on the calendar (and 2 more such headings)" in (
+        two.stderr
+    )

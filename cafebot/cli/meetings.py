@@ -49,7 +49,11 @@ def cmd_notes(args: argparse.Namespace) -> int:
                     return 2
                 meeting = meetings.by_date(session, series, row, day)
             if meeting is None:
-                print(f"cafebot notes: {series.name} has no such meeting", file=sys.stderr)
+                # Say what was looked for, as the chat command does.
+                looked = {"last": "has not met yet", None: "has no next meeting"}.get(
+                    args.date, f"has no meeting on {args.date}"
+                )
+                print(f"cafebot notes: the {series.name} {looked}", file=sys.stderr)
                 return 1
             print(render(meeting, Flavour(args.flavour), series), end="")
     finally:
