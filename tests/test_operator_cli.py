@@ -6,7 +6,9 @@ that are not created.
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -222,3 +224,93 @@ def test_archive_import_names_the_bad_date_heading_and_its_line(tmp_path: Path) 
     assert "line 1, `## 2030-13-45`, is not a date on the calendar (and 2 more such headings)" in (
         two.stderr
     )
+
+
+def test_the_example_config_runs_the_documented_default_series(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    bare = cafebot("schedule", "--count", "3", "--db", db, cwd=tmp_path, env=NO_ENV)
+    copied_example(tmp_path)
+    example = cafebot("schedule", "--count", "3", "--db", db, cwd=tmp_path, env=NO_ENV)
+    assert example.returncode == 0, example.stderr
+    assert "Collaboration Cafe (cafe) in #jupyterhub, UTC" in example.stdout
+    meetings = [line for line in example.stdout.splitlines() if line.startswith("  ")]
+    assert meetings == [line for line in bare.stdout.splitlines() if line.startswith("  ")]
+    assert all(line.rstrip().endswith("16:00 UTC") for line in meetings if "reminder" not in line)
+    # The README's default: 16:00 UTC on the third Tuesday.
+    readme = (ROOT / "README.md").read_text()
+    assert "third\nTuesday of every month, 16:00 UTC" in readme
+
+
+def test_the_example_config_sets_no_database_url_nor_key_as_compose_says(tmp_path: Path) -> None:
+    compose = (ROOT / "deploy" / "README.md").read_text()
+    assert "no key, no database URL" in compose
+    example = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
+    example.read(ROOT / "config.example.ini")
+    assert not example.has_option("database", "url")  # a comment shows the default
+    assert not example.has_option("zulip", "key")
+    copied_example(tmp_path)
+    pg = "postgresql+psycopg://cafebot@127.0.0.1:1/cafebot"  # nothing listens there
+    # Under Compose the environment gives the URL: the copied file leaves it to it.
+    result = cafebot("check", cwd=tmp_path, env={**NO_ENV, "CAFEBOT_DATABASE_URL": pg})
+    assert "ERROR    database: cannot be reached (OperationalError" in result.stdout
+    assert "readable by every user" not in result.stdout + result.stderr  # no secret in it
+    assert not (tmp_path / "cafebot.db").exists()
+
+
+def test_the_readme_scripted_example_runs_as_written(tmp_path: Path) -> None:
+    """After the README's first line, the virtualenv is not active: the example must say
+    `.venv/bin/cafebot`, which a checkout's `.venv` has (here: one that runs this cafebot)."""
+    readme = (ROOT / "README.md").read_text()
+    (line,) = [x for x in readme.splitlines() if x.startswith("printf ") and "shell" in x]
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    wrapper = venv_bin / "cafebot"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m cafebot "$@"\n')
+    wrapper.chmod(0o755)
+    result = subprocess.run(
+        ["/bin/sh", "-c", line],
+        cwd=tmp_path,
+        env={**os.environ, **NO_ENV, "PATH": "/usr/bin:/bin"},  # no virtualenv on PATH
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "- [name=Ada] (10 min): Release plans" in result.stdout
+    assert (tmp_path / "cafebot.db").exists()
+
+
+def test_the_notes_format_the_readme_points_to_is_there_and_its_examples_import(
+    tmp_path: Path,
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "(docs/notes-format.md)" in readme
+    doc = (ROOT / "docs" / "notes-format.md").read_text()
+    examples = re.findall(r"```markdown\n(.*?)```", doc, re.S)
+    meetings = [e for e in examples if e.startswith("## 20")]
+    assert len(meetings) >= 2
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    for n, example in enumerate(meetings):
+        path = tmp_path / f"{n}.md"
+        path.write_text(f"# Notes\n\n{example}")
+        result = cafebot("archive", "import", "--db", db, str(path))
+        assert result.returncode == 0, result.stderr
+        assert "check-ins" in result.stdout and "agenda items" in result.stdout
+        exported = cafebot("archive", "export", "--db", db, "-o", str(tmp_path / f"out{n}"))
+        assert exported.returncode == 0, exported.stderr
+    # The drifted example comes back out as it was read.
+    drifted = next(e for e in meetings if "### Introductions" in e)
+    year = drifted[3:7]
+    assert (tmp_path / f"out{len(meetings) - 1}" / f"{year}.md").read_text().endswith(drifted)
+
+
+def test_every_help_names_cafebot_config_in_the_search_order() -> None:
+    for args in (["shell", "--help"], ["check", "--help"], ["archive", "export", "--help"]):
+        result = cafebot(*args)
+        assert result.returncode == 0
+        text = " ".join(result.stdout.split())
+        assert (
+            "(default: $CAFEBOT_CONFIG, then ./config.ini, then ~/.config/cafebot/config.ini)"
+            in (text)
+        ), args

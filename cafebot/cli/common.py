@@ -15,7 +15,8 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--config",
         metavar="FILE",
-        help="the config file (default: ./config.ini, then ~/.config/cafebot/config.ini)",
+        help="the config file (default: $CAFEBOT_CONFIG, then ./config.ini, then "
+        "~/.config/cafebot/config.ini)",
     )
     common.add_argument(
         "--db", metavar="URL", help="a SQLAlchemy database URL; overrides the config"
