@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Talk to the bot in the terminal. Reads commands line by line, so it "
         "can be scripted: printf 'agenda 10m Release plans\\nlist\\n' | cafebot shell. "
         "A scripted run (standard input not a terminal) exits with status 1 when any "
-        "command was refused or failed, 0 when all succeeded.",
+        "command was refused or failed, 0 when all succeeded. At a terminal: Tab completes "
+        "command names, Ctrl-C drops the line, Ctrl-D leaves; `preview reminders` shows the "
+        "next reminder's message.",
     )
     p.add_argument(
         "--as",
