@@ -27,7 +27,9 @@ import contextlib
 import html
 import itertools
 import json
+import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -38,9 +40,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-ZULIP_VERSION = "8.0"
-FEATURE_LEVEL = 185
+# The server recorded in ../shared/zulip-api/recorded.json ("server").
+ZULIP_VERSION = "9.0-dev+git"
+FEATURE_LEVEL = 266
 FETCH_CAP = 5000
+# What anchor=newest stands for, and what the answer's `anchor` then says (Zulip's
+# LARGER_THAN_MAX_MESSAGE_ID); anchor=oldest is 0.
+LARGER_THAN_MAX_MESSAGE_ID = 10_000_000_000_000_000
+# Emoji names the fake knows (zulip-api/README.md, "Other facts": these exist, while
+# heavy_check_mark, hourglass_flowing_sand, hourglass_not_done and white_check_mark do not).
+EMOJI = {
+    "check": "2705",
+    "check_mark": "2714",
+    "hourglass": "231b",
+    "hourglass_done": "231b",
+    "stopwatch": "23f1",
+    "warning": "26a0",
+    "alarm_clock": "23f0",
+    "tada": "1f389",
+    "thumbs_up": "1f44d",
+    "cross_mark": "274c",
+}
 
 
 @dataclass
@@ -59,6 +79,7 @@ class Stream:
     name: str
     private: bool = False
     subscribers: set[int] = field(default_factory=set)
+    creator_id: int | None = None
 
 
 @dataclass
@@ -105,6 +126,9 @@ class Request:
     status: int | str  # an HTTP status, or "dropped", "outage"
     user_id: int | None = None
     params: dict[str, str] = field(default_factory=dict)
+    answer: Any = None  # the JSON body answered (None: cut, or not JSON)
+    headers: dict[str, str] = field(default_factory=dict)  # the headers answered
+    fault: str | None = None  # the kind of fault injected into this request, if any
 
 
 class _Server(ThreadingHTTPServer):
@@ -120,6 +144,13 @@ class _Server(ThreadingHTTPServer):
         self.fake._track(conn)
         return conn, addr
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-request (a bot process SIGKILLed, a connection cut by
+        # a fault) is normal here: no traceback for it.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class FakeZulip:
     """The fake server. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
@@ -134,6 +165,7 @@ class FakeZulip:
         max_message_length: int = 10_000,
         max_topic_length: int = 60,
         edit_limit: float = 600.0,
+        delete_limit: float = 600.0,
         rate_limit: tuple[int, float] = (200, 60.0),
     ) -> None:
         self.realm_name = realm_name
@@ -143,6 +175,7 @@ class FakeZulip:
         self.max_message_length = max_message_length
         self.max_topic_length = max_topic_length
         self.edit_limit = edit_limit
+        self.delete_limit = delete_limit
         self.rate_limit, self.rate_window = rate_limit
         self.refuse_subscriptions = False
         self.lock = threading.Condition()
@@ -158,7 +191,7 @@ class FakeZulip:
         self._ids = itertools.count(1000)
         self._user_ids = itertools.count(10)
         self._stream_ids = itertools.count(1)
-        self._rate: dict[int, deque[float]] = {}
+        self._rate: dict[tuple[int, str], deque[float]] = {}
         self._conns: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -218,10 +251,21 @@ class FakeZulip:
             return user
 
     def add_stream(
-        self, name: str, *, private: bool = False, subscribers: Iterable[User] = ()
+        self,
+        name: str,
+        *,
+        private: bool = False,
+        subscribers: Iterable[User] = (),
+        creator: User | None = None,
     ) -> Stream:
         with self.lock:
-            stream = Stream(next(self._stream_ids), name, private, {u.id for u in subscribers})
+            stream = Stream(
+                next(self._stream_ids),
+                name,
+                private,
+                {u.id for u in subscribers},
+                creator.id if creator is not None else None,
+            )
             self.streams[name.lower()] = stream
             return stream
 
@@ -347,6 +391,7 @@ class FakeZulip:
         recipients: set[int] | None,
     ) -> int:
         marker = "\n[message truncated]"
+        content = content.rstrip()  # Zulip strips, then truncates (recorded.json "over-long")
         if len(content) > self.max_message_length:
             content = content[: self.max_message_length - len(marker)] + marker
         if len(topic) > self.max_topic_length:
@@ -356,7 +401,7 @@ class FakeZulip:
         message = StoredMessage(
             id=next(self._ids),
             sender_id=sender.id,
-            content=content.rstrip(),
+            content=content,
             timestamp=time.time(),
             stream=name,
             topic=topic,
@@ -430,31 +475,122 @@ class FakeZulip:
         queue.events.append(event)
 
     def _flags(self, message: StoredMessage, viewer: int) -> list[str]:
+        """``read`` for one's own; ``mentioned`` for a direct mention only (zulip-api/README.md:
+        a DM does not carry it); the wildcard flags for @**all**, @**topic** and the like."""
         flags = []
         if message.sender_id == viewer:
             flags.append("read")
-        user = self.users[viewer]
-        if f"@**{user.full_name}**" in message.content or f"|{user.id}**" in message.content:
+        if self._mentions(message, viewer):
             flags.append("mentioned")
+        wildcard = self._wildcard(message)
+        if wildcard:
+            flags += [f"{wildcard}_wildcard_mentioned", "wildcard_mentioned"]
         return flags
 
-    def _user_dict(self, user: User) -> dict[str, Any]:
+    def _mentions(self, message: StoredMessage, viewer: int) -> bool:
+        """``message`` mentions ``viewer`` directly (``@**Name**``, ``@**Name|id**``, not the
+        silent ``@_**Name**``)."""
+        user = self.users[viewer]
+        name = re.escape(user.full_name)
+        pattern = rf"(?<![_\w])@\*\*(?:{name}|{name}\|{user.id}|\|{user.id})\*\*"
+        return re.search(pattern, message.content) is not None
+
+    def _wildcard(self, message: StoredMessage) -> str | None:
+        """ "stream" or "topic" if a stream message has a (non-silent) wildcard mention."""
+        if message.stream is None:
+            return None
+        found = re.search(
+            r"(?<![_\w])@\*\*(all|everyone|stream|channel|topic)\*\*", message.content
+        )
+        if found is None:
+            return None
+        return "topic" if found.group(1) == "topic" else "stream"
+
+    def _realm(self) -> dict[str, Any]:
+        """/register's "realm" section: the keys recorded.json "register,
+        fetch_event_types=[realm] (as cafebot asks)" has, with this fake's settings."""
         return {
+            **_REALM,
+            "event_queue_longpoll_timeout_seconds": max(1, round(self.heartbeat * 2)),
+            "max_message_length": self.max_message_length,
+            "max_topic_length": self.max_topic_length,
+            "realm_name": self.realm_name,
+            "realm_message_content_edit_limit_seconds": round(self.edit_limit),
+            "realm_message_content_delete_limit_seconds": round(self.delete_limit),
+            "realm_uri": self.url,
+            "realm_url": self.url,
+        }
+
+    def _stream_dict(self, stream: Stream) -> dict[str, Any]:
+        """A stream as /register's never_subscribed lists it (recorded.json)."""
+        return {
+            "can_remove_subscribers_group": 1,
+            "creator_id": stream.creator_id,
+            "date_created": 1_700_000_000,
+            "description": "",
+            "first_message_id": min(
+                (m.id for m in self.messages.values() if m.stream == stream.name), default=None
+            ),
+            "history_public_to_subscribers": True,
+            "invite_only": stream.private,
+            "is_announcement_only": False,
+            "is_web_public": False,
+            "message_retention_days": None,
+            "name": stream.name,
+            "rendered_description": "",
+            "stream_id": stream.id,
+            "stream_post_policy": 1,
+            "stream_weekly_traffic": None,
+        }
+
+    def _subscription(self, stream: Stream, *, inherit: bool = True) -> dict[str, Any]:
+        """A stream as a subscriber sees it (GET /users/me/subscriptions; /register's
+        subscriptions, as recorded). The notification settings that follow the user's own
+        are null, except at /register without ``notification_settings_null`` (recorded.json
+        "register without notification_settings_null": booleans, and still a null
+        ``wildcard_mentions_notify``)."""
+        shaped = self._stream_dict(stream)
+        follow = None if inherit else False
+        shaped.update(
+            audible_notifications=follow,
+            color="#76ce90",
+            desktop_notifications=follow,
+            email_notifications=follow,
+            in_home_view=True,
+            is_muted=False,
+            pin_to_top=False,
+            push_notifications=follow,
+            wildcard_mentions_notify=None,
+        )
+        return shaped
+
+    def _user_dict(self, user: User, *, me: bool = False) -> dict[str, Any]:
+        """A user as GET /users and /users/{id} give it (zulip.yaml, User), or, with ``me``,
+        as GET /users/me gives one's own (no bot_type; one's own delivery_email)."""
+        shaped: dict[str, Any] = {
             "user_id": user.id,
             "email": self.shown_email(user),
-            "delivery_email": None if self.hide_emails else user.email,
+            "delivery_email": user.email if me or not self.hide_emails else None,
             "full_name": user.full_name,
             "is_bot": user.is_bot,
-            "bot_type": 1 if user.is_bot else None,
             "is_active": True,
             "is_admin": user.is_admin,
             "is_owner": False,
             "is_guest": False,
+            "is_billing_admin": False,
             "role": 200 if user.is_admin else 400,
             "timezone": "",
             "date_joined": "2024-01-01T00:00:00+00:00",
+            "avatar_url": f"/user_avatars/1/{user.id}.png?version=1",
             "avatar_version": 1,
         }
+        if not me:
+            shaped["bot_type"] = 1 if user.is_bot else None
+            if user.is_bot:
+                shaped["bot_owner_id"] = None
+        if not user.is_bot:
+            shaped["profile_data"] = {}
+        return shaped
 
     def _shape(self, message: StoredMessage, viewer: int, *, raw: bool) -> dict[str, Any]:
         """A message object as the API gives it to ``viewer``."""
@@ -465,7 +601,9 @@ class FakeZulip:
             "sender_full_name": sender.full_name,
             "sender_email": self.shown_email(sender),
             "sender_realm_str": "cafe",
-            "avatar_url": None,
+            # recorded.json, "messages read forward from an anchor": a URL even with
+            # client_gravatar=true (the recorded server does not use Gravatar).
+            "avatar_url": f"/user_avatars/1/{sender.id}.png?version=1",
             "client": "website",
             "content": message.content if raw else _render(message.content),
             "content_type": "text/x-markdown" if raw else "text/html",
@@ -474,7 +612,7 @@ class FakeZulip:
             "reactions": [
                 {
                     "emoji_name": emoji,
-                    "emoji_code": "2714",
+                    "emoji_code": EMOJI.get(emoji, "2705"),
                     "reaction_type": "unicode_emoji",
                     "user_id": user_id,
                 }
@@ -510,6 +648,148 @@ class FakeZulip:
                 recipient_id=5000 + min(message.recipients),
             )
         return shaped
+
+
+# /register's "realm" section as recorded.json "register, fetch_event_types=[realm] (as cafebot
+# asks)" has it, key for key and type for type (the values are this fake's); FakeZulip._realm
+# fills in what depends on the fake's settings.
+_GROUP_SETTING = {
+    "require_system_group": False,
+    "allow_internet_group": False,
+    "allow_owners_group": False,
+    "allow_nobody_group": True,
+    "allow_everyone_group": False,
+    "default_group_name": "role:members",
+    "default_for_system_groups": None,
+    "allowed_system_groups": [],
+}
+_AUTH = {"available": True, "enabled": False}
+_ACCOUNT = {"hint": "", "name": "", "text": "", "url_pattern": ""}
+_REALM: dict[str, Any] = {
+    "development_environment": False,
+    "giphy_rating_options": {
+        name: {"id": i, "name": name.upper()}
+        for i, name in enumerate(["disabled", "y", "g", "pg", "pg-13", "r"])
+    },
+    "jitsi_server_url": "https://meet.jit.si",
+    "max_avatar_file_size_mib": 5,
+    "max_file_upload_size_mib": 25,
+    "max_icon_file_size_mib": 5,
+    "max_logo_file_size_mib": 5,
+    "max_stream_description_length": 1024,
+    "max_stream_name_length": 60,
+    "password_min_guesses": 10000,
+    "password_min_length": 6,
+    "realm_add_custom_emoji_policy": 1,
+    "realm_allow_edit_history": True,
+    "realm_allow_message_editing": True,
+    "realm_authentication_methods": {
+        **{
+            name: dict(_AUTH)
+            for name in ["Apple", "Dev", "Email", "GitHub", "GitLab", "Google", "OpenID Connect"]
+        },
+        "SAML": {**_AUTH, "unavailable_reason": "SAML is not configured."},
+    },
+    "realm_available_video_chat_providers": {
+        "disabled": {"id": 0, "name": "None"},
+        "jitsi_meet": {"id": 1, "name": "Jitsi Meet"},
+    },
+    "realm_avatar_changes_disabled": False,
+    "realm_bot_creation_policy": 1,
+    "realm_bot_domain": "zulip.example.org",
+    "realm_can_access_all_users_group": 2,
+    "realm_can_create_private_channel_group": 3,
+    "realm_can_create_public_channel_group": 3,
+    "realm_create_multiuse_invite_group": 4,
+    "realm_create_private_stream_policy": 1,
+    "realm_create_public_stream_policy": 1,
+    "realm_create_web_public_stream_policy": 7,
+    "realm_date_created": 1_700_000_000,
+    "realm_default_code_block_language": "",
+    "realm_default_external_accounts": {"github": dict(_ACCOUNT), "twitter": dict(_ACCOUNT)},
+    "realm_default_language": "en",
+    "realm_delete_own_message_policy": 5,
+    "realm_description": "",
+    "realm_digest_emails_enabled": False,
+    "realm_digest_weekday": 1,
+    "realm_disallow_disposable_email_addresses": True,
+    "realm_edit_topic_policy": 5,
+    "realm_email_auth_enabled": True,
+    "realm_email_changes_disabled": False,
+    "realm_emails_restricted_to_domains": False,
+    "realm_enable_guest_user_indicator": True,
+    "realm_enable_read_receipts": True,
+    "realm_enable_spectator_access": False,
+    "realm_giphy_rating": 2,
+    "realm_icon_source": "G",
+    "realm_icon_url": "https://secure.gravatar.com/avatar/0?d=identicon",
+    "realm_inline_image_preview": True,
+    "realm_inline_url_embed_preview": False,
+    "realm_invite_required": True,
+    "realm_invite_to_realm_policy": 1,
+    "realm_invite_to_stream_policy": 1,
+    "realm_is_zephyr_mirror_realm": False,
+    "realm_jitsi_server_url": None,
+    "realm_logo_source": "D",
+    "realm_logo_url": "/static/images/logo/zulip-org-logo.svg?version=0",
+    "realm_mandatory_topics": False,
+    "realm_message_content_allowed_in_email_notifications": True,
+    "realm_message_retention_days": -1,
+    "realm_move_messages_between_streams_limit_seconds": 604800,
+    "realm_move_messages_between_streams_policy": 1,
+    "realm_move_messages_within_stream_limit_seconds": 259200,
+    "realm_name_changes_disabled": False,
+    "realm_new_stream_announcements_stream_id": 1,
+    "realm_night_logo_source": "D",
+    "realm_night_logo_url": "/static/images/logo/zulip-org-logo.svg?version=0",
+    "realm_org_type": 0,
+    "realm_password_auth_enabled": True,
+    "realm_plan_type": 1,
+    "realm_presence_disabled": False,
+    "realm_private_message_policy": 1,
+    "realm_push_notifications_enabled": False,
+    "realm_push_notifications_enabled_end_timestamp": None,
+    "realm_require_unique_names": False,
+    "realm_send_welcome_emails": True,
+    "realm_signup_announcements_stream_id": 1,
+    "realm_upload_quota_mib": None,
+    "realm_user_group_edit_policy": 1,
+    "realm_video_chat_provider": 1,
+    "realm_waiting_period_threshold": 0,
+    "realm_want_advertise_in_communities_directory": False,
+    "realm_wildcard_mention_policy": 5,
+    "realm_zulip_update_announcements_stream_id": 1,
+    "server_avatar_changes_disabled": False,
+    "server_emoji_data_url": "/static/generated/emoji/emoji_api.json",
+    "server_generation": 1_700_000_000,
+    "server_inline_image_preview": True,
+    "server_inline_url_embed_preview": True,
+    "server_jitsi_server_url": "https://meet.jit.si",
+    "server_name_changes_disabled": False,
+    "server_needs_upgrade": False,
+    "server_presence_offline_threshold_seconds": 140,
+    "server_presence_ping_interval_seconds": 60,
+    "server_supported_permission_settings": {
+        section: {name: {**_GROUP_SETTING, "id_field_name": f"{name}_id"} for name in names}
+        for section, names in {
+            "group": ["can_mention_group"],
+            "realm": [
+                "can_access_all_users_group",
+                "can_create_private_channel_group",
+                "can_create_public_channel_group",
+                "create_multiuse_invite_group",
+            ],
+            "stream": ["can_remove_subscribers_group"],
+        }.items()
+    },
+    "server_typing_started_expiry_period_milliseconds": 45000,
+    "server_typing_started_wait_period_milliseconds": 10000,
+    "server_typing_stopped_wait_period_milliseconds": 5000,
+    "server_web_public_streams_enabled": False,
+    "settings_send_digest_emails": True,
+    "upgrade_text_for_wide_organization_logo": "",
+    "zulip_plan_is_not_limited": True,
+}
 
 
 def _render(content: str) -> str:
@@ -578,6 +858,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault is not None and fault.kind == "status":
             record.status = fault.status
+            record.fault = fault.kind
             if fault.status == 502:
                 self._send(502, b"<html><body>502 Bad Gateway</body></html>", "text/html")
             else:
@@ -585,6 +866,9 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         status, answer, headers = self._answer(method, path, params, record, fault)
         record.status = status
+        record.answer, record.headers = answer, dict(headers)
+        if fault is not None:
+            record.fault = fault.kind
         if fault is not None and fault.kind == "drop_after":
             record.status = "dropped"
             return True
@@ -647,13 +931,19 @@ class _Handler(BaseHTTPRequestHandler):
             )
         user = self._authenticate()
         if user is None:
-            return 401, {"result": "error", "msg": "Invalid API key", "code": "INVALID_API_KEY"}, {}
+            # recorded.json, "wrong api key": 401, code UNAUTHORIZED
+            return 401, {"result": "error", "msg": "Invalid API key", "code": "UNAUTHORIZED"}, {}
         record.user_id = user.id
-        headers, retry_after = self._rate(user)
+        headers, retry_after = self._rate(user, "events" if path == "events" else "api")
         if fault is not None and fault.kind == "limit":
             retry_after = fault.retry_after
         if retry_after is not None:
-            headers["Retry-After"] = str(max(1, round(retry_after)))
+            # recorded.json, "rate limit hit at request 201": a fractional Retry-After,
+            # the same number as the body's retry-after, and no request left.
+            headers["Retry-After"] = str(float(retry_after))
+            for name in headers:
+                if name.lower() == "x-ratelimit-remaining":
+                    headers[name] = "0"
             body = {
                 "result": "error",
                 "msg": "API usage exceeded rate limit",
@@ -692,11 +982,18 @@ class _Handler(BaseHTTPRequestHandler):
                     return user
         return None
 
-    def _rate(self, user: User) -> tuple[dict[str, str], float | None]:
+    def _rate(self, user: User, bucket: str) -> tuple[dict[str, str], float | None]:
+        """The rate-limit headers, and the wait if the request is over the limit.
+
+        GET /events is limited apart from the rest of the API and spells its headers
+        ``X-Ratelimit-*`` (zulip-api/README.md, "Other facts"); the reset is a whole
+        number of seconds since the epoch (recorded.json, "an ordinary answer's
+        rate-limit headers").
+        """
         fake = self.server.fake
         now = time.time()
         with fake.lock:
-            times = fake._rate.setdefault(user.id, deque())
+            times = fake._rate.setdefault((user.id, bucket), deque())
             while times and times[0] <= now - fake.rate_window:
                 times.popleft()
             retry_after = None
@@ -706,10 +1003,11 @@ class _Handler(BaseHTTPRequestHandler):
                 times.append(now)
             remaining = max(0, fake.rate_limit - len(times))
             reset = (times[-1] if times else now) + fake.rate_window
+        prefix = "X-Ratelimit" if bucket == "events" else "X-RateLimit"
         headers = {
-            "X-RateLimit-Limit": str(fake.rate_limit),
-            "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": f"{reset:.3f}",
+            f"{prefix}-Limit": str(fake.rate_limit),
+            f"{prefix}-Remaining": str(remaining),
+            f"{prefix}-Reset": str(int(reset)),
         }
         return headers, retry_after
 
@@ -744,7 +1042,7 @@ class _Api:
     def route(self, method: str, path: str) -> dict[str, Any]:
         parts = path.split("/")
         if path == "users/me" and method == "GET":
-            return _ok(**self.fake._user_dict(self.user))
+            return _ok(**self.fake._user_dict(self.user, me=True))
         if path == "users" and method == "GET":
             with self.fake.lock:
                 return _ok(members=[self.fake._user_dict(u) for u in self.fake.users.values()])
@@ -785,7 +1083,7 @@ class _Api:
             if method == "GET":
                 return _ok(
                     subscriptions=[
-                        {"name": s.name, "stream_id": s.id, "invite_only": s.private}
+                        fake._subscription(s)
                         for s in fake.streams.values()
                         if self.user.id in s.subscribers
                     ]
@@ -798,7 +1096,7 @@ class _Api:
             for name in wanted:
                 stream = fake.streams.get(name.lower())
                 if stream is None:
-                    stream = Stream(next(fake._stream_ids), name)
+                    stream = Stream(next(fake._stream_ids), name, creator_id=self.user.id)
                     fake.streams[name.lower()] = stream
                 if stream.private and self.user.id not in stream.subscribers:
                     if fatal:
@@ -819,17 +1117,20 @@ class _Api:
             return answer
 
     def register(self) -> dict[str, Any]:
+        """POST /register: the keys of each fetched section, and only those.
+
+        ``fetch_event_types`` defaults to ``event_types`` (all sections when neither is
+        given). recorded.json: as cafebot asks ("realm" only: no ``max_message_id``), with
+        "message" fetched (``max_message_id``), and without ``client_capabilities`` (a 200,
+        with the "message" and "subscription" sections).
+        """
         fake = self.fake
         capabilities = _loads(self.params.get("client_capabilities"), None)
-        if capabilities is not None and not capabilities.get("notification_settings_null"):
-            raise _ApiError(
-                400, "Invalid client_capabilities: notification_settings_null is required"
-            )
         types = _loads(self.params.get("event_types"), None)
         fetch = _loads(self.params.get("fetch_event_types"), None)
         with fake.lock:
             queue = EventQueue(
-                id=f"{int(time.time())}:{uuid.uuid4().hex[:8]}",
+                id=str(uuid.uuid4()),  # as recorded ("events after a mention")
                 user_id=self.user.id,
                 event_types=frozenset(types) if types is not None else None,
                 capabilities=capabilities or {},
@@ -841,7 +1142,6 @@ class _Api:
                 zulip_version=ZULIP_VERSION,
                 zulip_feature_level=FEATURE_LEVEL,
                 zulip_merge_base=ZULIP_VERSION,
-                event_queue_longpoll_timeout_seconds=fake.heartbeat * 2,
             )
             wanted = fetch if fetch is not None else types
             if wanted is None or "message" in wanted:
@@ -851,17 +1151,24 @@ class _Api:
                     (m.id for m in fake.messages.values() if self.user.id in m.receivers),
                     default=-1,
                 )
-            if wanted is None or "realm" in wanted:
+            if wanted is None or "subscription" in wanted:
                 answer.update(
-                    realm_name=fake.realm_name,
-                    max_message_length=fake.max_message_length,
-                    max_topic_length=fake.max_topic_length,
-                    max_stream_name_length=60,
-                    max_stream_description_length=1024,
-                    realm_allow_message_editing=True,
-                    realm_message_content_edit_limit_seconds=int(fake.edit_limit),
-                    realm_email_address_visibility=5 if fake.hide_emails else 1,
+                    subscriptions=[
+                        fake._subscription(
+                            s, inherit=bool(queue.capabilities.get("notification_settings_null"))
+                        )
+                        for s in fake.streams.values()
+                        if self.user.id in s.subscribers
+                    ],
+                    unsubscribed=[],
+                    never_subscribed=[
+                        fake._stream_dict(s)
+                        for s in fake.streams.values()
+                        if self.user.id not in s.subscribers and not s.private
+                    ],
                 )
+            if wanted is None or "realm" in wanted:
+                answer.update(fake._realm())
             return answer
 
     def events(self, method: str) -> dict[str, Any]:
@@ -901,7 +1208,8 @@ class _Api:
             for event in queue.events:
                 if event["type"] == "message":
                     fake.delivered.setdefault(event["message"]["id"], queue.last_poll)
-            return _ok(events=list(queue.events), queue_id=queue_id)
+            # zulip.yaml, GET /events; recorded.json "events after a mention": no queue_id.
+            return _ok(events=list(queue.events))
 
     def send(self) -> dict[str, Any]:
         fake = self.fake
@@ -922,7 +1230,19 @@ class _Api:
                 topic = self.params.get("topic", self.params.get("subject", ""))
                 if not topic:
                     raise _ApiError(400, "Topic can't be empty!")
+                started = not any(
+                    m.sender_id == self.user.id
+                    and m.stream == stream.name
+                    and m.topic.lower() == topic[: fake.max_topic_length].lower()
+                    for m in fake.messages.values()
+                )
                 message_id = fake._send(self.user, stream.name, topic, content, None)
+                if started and not self.user.is_bot:
+                    # zulip.yaml, POST /messages: present only if the sender's visibility
+                    # policy for the topic changed; by default a member follows (3) the
+                    # topics they start (recorded.json "send a stream message" has it,
+                    # the bot's "over-long message" and "todo widget message" do not).
+                    return _ok(id=message_id, automatic_new_visibility_policy=3)
             else:
                 to = _loads(self.params.get("to"))
                 if isinstance(to, str):
@@ -946,6 +1266,14 @@ class _Api:
             return _ok(id=message_id)
 
     def get_messages(self) -> dict[str, Any]:
+        """GET /messages, as Zulip computes the answer (zerver's post_process_limited_query).
+
+        ``anchor``: "newest" is LARGER_THAN_MAX_MESSAGE_ID, "oldest" 0, and the answer says
+        the number (zulip.yaml: an integer; recorded.json "messages anchor=newest").
+        ``found_oldest`` is "anchored at oldest, or fewer than num_before before it";
+        ``found_newest`` likewise with num_after (so num_after=0 from a message id is never
+        found_newest); ``found_anchor`` only when the anchor message itself is included.
+        """
         fake = self.fake
         before = int(self.params.get("num_before", "0"))
         after = int(self.params.get("num_after", "0"))
@@ -956,39 +1284,62 @@ class _Api:
         narrow = _loads(self.params.get("narrow"), []) or []
         anchor_raw = _loads(self.params.get("anchor"), "newest")
         with fake.lock:
+            terms = [self._term(t) for t in narrow]
+            by_stream = any(op in ("stream", "channel") for op, _ in terms)
             found = sorted(
                 (
                     m
                     for m in fake.messages.values()
-                    if self._visible(m) and self._matches(m, narrow)
+                    if (self._accessible(m) if by_stream else self._visible(m))
+                    and self._matches(m, terms)
                 ),
                 key=lambda m: m.id,
             )
-            if anchor_raw == "newest":
-                anchor = 10**15
-            elif anchor_raw in ("oldest", "first_unread"):
-                anchor = -1
+            to_right = anchor_raw == "newest"
+            to_left = anchor_raw == "oldest"
+            if to_right:
+                anchor = LARGER_THAN_MAX_MESSAGE_ID
+            elif to_left or anchor_raw == "first_unread":
+                anchor = 0
             else:
                 anchor = int(anchor_raw)
             older = [m for m in found if m.id < anchor]
             newer = [m for m in found if m.id > anchor]
             at = [m for m in found if m.id == anchor and include]
-            picked = (older[-before:] if before else []) + at + newer[:after]
+            older = older[-before:] if before else []
+            newer = newer[:after] if after else []
+            picked = older + at + newer
             return _ok(
                 messages=[
                     {**fake._shape(m, self.user.id, raw=raw), "flags": fake._flags(m, self.user.id)}
                     for m in picked
                 ],
-                anchor=anchor if isinstance(anchor_raw, int) else anchor_raw,
-                found_anchor=bool(at),
-                found_oldest=len(older) <= before,
-                found_newest=len(newer) <= after,
+                anchor=anchor,
+                found_anchor=len(at) == 1,
+                found_oldest=to_left or len(older) < before,
+                found_newest=to_right or len(newer) < after,
                 history_limited=False,
             )
 
     def _visible(self, message: StoredMessage) -> bool:
-        """Received by the user (what an unnarrowed fetch returns)."""
-        return self.user.id in message.receivers
+        """What an unnarrowed fetch returns.
+
+        For a person: what they received. For a bot (zulip-api/README.md, "Other facts"):
+        stream messages that mention it (even in streams it is not subscribed to),
+        wildcard mentions, DMs and group DMs; and its own messages, whose sender Zulip
+        always gives a copy.
+        """
+        fake = self.fake
+        me = self.user.id
+        if not self.user.is_bot:
+            return me in message.receivers
+        if message.sender_id == me:
+            return True
+        if message.stream is None:
+            return me in message.recipients
+        if fake._mentions(message, me):
+            return True
+        return fake._wildcard(message) is not None and me in message.receivers
 
     def _accessible(self, message: StoredMessage) -> bool:
         """Received, or in a public stream (what a reaction or an edit may reach)."""
@@ -996,13 +1347,32 @@ class _Api:
             return True
         return self._visible(message)
 
-    def _matches(self, message: StoredMessage, narrow: list[Any]) -> bool:
+    def _term(self, term: Any) -> tuple[str, Any]:
+        """A narrow term as (operator, operand); BAD_NARROW for an unknown stream or operator
+        (recorded.json, "unknown stream in narrow": with ``desc``)."""
+        if isinstance(term, list):
+            operator, operand = term[0], term[1]
+        else:
+            operator, operand = term["operator"], term["operand"]
+        known = ("stream", "channel", "topic", "sender", "dm", "pm-with", "is", "id")
+        if operator not in known:
+            desc = f"unknown operator {operator}"
+            raise _ApiError(400, f"Invalid narrow operator: {desc}", "BAD_NARROW", desc=desc)
+        if operator in ("stream", "channel"):
+            stream = (
+                next((s for s in self.fake.streams.values() if s.id == operand), None)
+                if isinstance(operand, int)
+                else self.fake.streams.get(str(operand).lower())
+            )
+            if stream is None:
+                desc = f"unknown channel {operand}"
+                raise _ApiError(400, f"Invalid narrow operator: {desc}", "BAD_NARROW", desc=desc)
+            operand = stream.name
+        return operator, operand
+
+    def _matches(self, message: StoredMessage, terms: list[tuple[str, Any]]) -> bool:
         fake = self.fake
-        for term in narrow:
-            if isinstance(term, list):
-                operator, operand = term[0], term[1]
-            else:
-                operator, operand = term["operator"], term["operand"]
+        for operator, operand in terms:
             if operator in ("stream", "channel"):
                 if message.stream is None or message.stream.lower() != str(operand).lower():
                     return False
@@ -1033,13 +1403,8 @@ class _Api:
                     return False
                 if operand == "mentioned" and "mentioned" not in fake._flags(message, self.user.id):
                     return False
-            elif operator == "id":
-                if message.id != int(operand):
-                    return False
-            else:
-                raise _ApiError(
-                    400, f"Invalid narrow operator: unknown operator {operator}", "BAD_NARROW"
-                )
+            elif operator == "id" and message.id != int(operand):
+                return False
         return True
 
     def message(self, method: str, message_id: int) -> dict[str, Any]:
@@ -1062,12 +1427,17 @@ class _Api:
                     raise _ApiError(400, "You don't have permission to edit this message")
                 if "content" in self.params:
                     if time.time() - message.timestamp > fake.edit_limit:
-                        raise _ApiError(400, "The time limit for editing this message has passed")
+                        # zulip.yaml, PATCH /messages/{message_id}, 400: this very text
+                        raise _ApiError(400, "The time limit for editing this message has past")
                     fake._edit(message, self.params["content"], self.user.id)
                 return _ok()
             if method == "DELETE":
                 if message.sender_id != self.user.id and not self.user.is_admin:
                     raise _ApiError(400, "You don't have permission to delete this message")
+                old = time.time() - message.timestamp > fake.delete_limit
+                if old and not self.user.is_admin:
+                    # zulip-api/README.md: members delete their own *fresh* messages (600 s)
+                    raise _ApiError(400, "The time limit for deleting this message has passed")
                 fake._delete(message)
                 return _ok()
         raise _ApiError(405, "Method not allowed")
@@ -1079,6 +1449,9 @@ class _Api:
             message = fake.messages.get(message_id)
             if message is None or not self._accessible(message):
                 raise _ApiError(400, "Invalid message(s)")
+            if emoji not in EMOJI:
+                # recorded.json, "reaction white_check_mark (refused)"
+                raise _ApiError(400, f"Emoji '{emoji}' does not exist")
             key = (self.user.id, emoji)
             if method == "POST":
                 if key in message.reactions:
