@@ -85,6 +85,26 @@ def test_a_429_blocks_everyone_for_its_float_retry_after() -> None:
     assert limiter.hits == 1
 
 
+def test_the_event_polls_limit_leaves_the_rest_of_the_api_alone(org: Org) -> None:
+    # GET /events has a limit of its own on Zulip (zulip-api/README.md): polls that use
+    # it up must not hold up the senders, whose own window still has room.
+    org.fake.set_rate_limit(3, 60.0)
+    api = _api(_client(org), org)
+    queue = api.call("POST", "register", {"event_types": ["message"]}, retry=False)
+    api.call("GET", "users/me", retry=False)
+    assert api.limiter.remaining == 1  # register and users/me: 2 of 3
+    for _ in range(3):
+        api.call(
+            "GET",
+            "events",
+            {"queue_id": queue["queue_id"], "last_event_id": -1, "dont_block": True},
+            retry=False,
+        )
+    assert api.events_limiter.remaining == 0
+    assert api.limiter.remaining == 1
+    assert api.limiter.delay(paced=False) == 0
+
+
 # ------------------------------------------------------------------ the environment, read once
 
 

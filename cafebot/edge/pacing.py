@@ -59,8 +59,9 @@ class Backoff:
 class RateLimiter:
     """What the server says about its rate limit, and how long to wait before a request.
 
-    ``reserve`` requests of each window are left for the event poll (which also
-    counts against the limit): paced senders wait when fewer remain.
+    ``reserve`` requests of each window are left for the poller's own calls (registering
+    a queue, the catch-up's reads): paced senders wait when fewer remain. GET /events is
+    limited apart on Zulip, and has a limiter of its own (:attr:`Api.events_limiter`).
     """
 
     def __init__(
@@ -113,8 +114,8 @@ class RateLimiter:
         """Seconds to wait before the next request (0: go now).
 
         ``paced`` requests (the outgoing queue) also wait when the window has no
-        more than ``reserve`` requests left; the event poll may use the reserve,
-        and waits for the reset only when nothing is left (rather than earn a 429).
+        more than ``reserve`` requests left; the poller's calls may use the reserve,
+        and wait for the reset only when nothing is left (rather than earn a 429).
         """
         with self._lock:
             now = self._monotonic()
@@ -178,7 +179,7 @@ class Tuning:
     shutdown_grace: float = 3.0  # time to finish sending at shutdown
     page_size: int = 1000  # messages per GET /messages
     combine_acks: int = 3  # pending reactions in one topic that become one reply when throttled
-    rate_reserve: int = 2  # requests of each rate-limit window left for the event poll
+    rate_reserve: int = 2  # requests of each rate-limit window left for the poller's calls
     anchor_every: float = 1.0  # seconds between writes of the catch-up anchor
 
 
@@ -280,6 +281,11 @@ class Api:
         self.tuning = tuning
         self.paced = paced
         self.secret = secret
+        # GET /events has a rate limit of its own on Zulip, and its answers carry that
+        # limit's headers, spelled X-Ratelimit-* (zulip-api/README.md, "Other facts"):
+        # they must not move the shared limiter of the rest of the API, nor a 429 there
+        # hold up every sender. Only the poller's calls use it.
+        self.events_limiter = RateLimiter(reserve=0)
         self._last: tuple[int, Mapping[str, str]] = (0, {})
         client.ensure_session()
         settle_environment(client.session, str(getattr(client, "base_url", "")))
@@ -287,6 +293,9 @@ class Api:
 
     def _record(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._last = (response.status_code, response.headers)
+
+    def _limiter_for(self, method: str, url: str) -> RateLimiter:
+        return self.events_limiter if (method, url) == ("GET", "events") else self.limiter
 
     def clean(self, text: str) -> str:
         """``text`` without the API key (which must never reach a log or an error)."""
@@ -304,8 +313,9 @@ class Api:
         """One API call. 429 is always waited out (the request was not processed);
         connection errors, timeouts and 5xx are retried with backoff when ``retry``."""
         backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
+        limiter = self._limiter_for(method, url)
         while True:
-            wait = self.limiter.delay(paced=self.paced)
+            wait = limiter.delay(paced=self.paced)
             if wait > 0 and self.stopper.sleep(wait):
                 raise Stopped(url)
             if self.stopper.stopped:
@@ -313,7 +323,7 @@ class Api:
             try:
                 return self.once(method, url, request, timeout)
             except RateLimited as exc:
-                waited = self.limiter.hit(exc.retry_after)
+                waited = limiter.hit(exc.retry_after)
                 log.warning("Zulip rate limit reached; waiting %.1f s as it asks", waited)
             except Transient as exc:
                 if not retry:
@@ -326,7 +336,8 @@ class Api:
     def once(
         self, method: str, url: str, request: dict[str, Any] | None, timeout: float | None
     ) -> dict[str, Any]:
-        self.limiter.spend()
+        limiter = self._limiter_for(method, url)
+        limiter.spend()
         self._last = (0, {})
         try:
             result: dict[str, Any] = self.client.call_endpoint(
@@ -339,7 +350,7 @@ class Api:
             text = self.clean(f"{type(exc).__name__}: {exc}")[:300]
             raise Transient(text, maybe_done=not _not_sent(exc)) from None
         status, headers = self._last
-        self.limiter.update(headers)
+        limiter.update(headers)
         # A 429 carries code RATE_LIMIT_HIT, a fractional "retry-after" in the body and a
         # Retry-After header (recorded.json, "rate limit hit at request 201"; zulip.yaml,
         # RateLimitedError).
