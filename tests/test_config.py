@@ -22,13 +22,13 @@ def test_example_config_loads_every_key() -> None:
     settings = load_settings(ROOT / "config.example.ini", environ={})
     assert settings.database_url == "sqlite:///cafebot.db"
     assert settings.zulip.site == "https://chat.example.org"
-    assert settings.zulip.key is None  # the "..." placeholder is no key
+    assert settings.zulip.key is None  # commented out: from CAFEBOT_ZULIP_KEY
     (cafe,) = settings.series
     assert cafe.key == "cafe"
     assert cafe.stream == "jupyterhub"
     assert cafe.schedule == "FREQ=MONTHLY;BYDAY=3TU"
     assert cafe.start == dt.time(16, 0)
-    assert cafe.timezone == "Europe/Berlin"
+    assert cafe.timezone == "UTC"  # the documented default
     assert cafe.duration == dt.timedelta(minutes=60)
     assert cafe.organizer_ids == {42}
     assert cafe.organizer_emails == {"alice@example.org"}

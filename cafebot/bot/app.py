@@ -147,8 +147,11 @@ class Bot:
         # Each series row's id, once read in its configured name (rows are never deleted).
         self._series_ids: dict[tuple[str, str], int] = {}
 
-    def handle(self, message: Message, text: str, chat: Chat) -> None:
-        """Handle ``text``, the command part of ``message`` (the bot's mention removed)."""
+    def handle(self, message: Message, text: str, chat: Chat) -> str:
+        """Handle ``text``, the command part of ``message`` (the bot's mention removed).
+
+        Returns the outcome, as logged: ``ok``, ``refused`` (not allowed), ``error`` (a
+        user error: unknown command, bad arguments), ``bug`` or ``duplicate``."""
         started = time.perf_counter()
         word, rest, more = split_command(text)
         outcome: Outcome
@@ -194,6 +197,7 @@ class Bot:
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
+        return result
 
     # ------------------------------------------------------------ edited and deleted messages
     # The ProcessedMessage row of the original message stays its dedupe key: edits add none,

@@ -96,6 +96,39 @@ def reminder_text(
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Preview:
+    """The next reminder a series will post: when, where, and its exact text."""
+
+    meeting: Meeting
+    offset: dt.timedelta
+    due_at: dt.datetime
+    topic: str
+    text: str
+
+
+def next_reminder(session: Session, series: SeriesSettings, now: dt.datetime) -> Preview | None:
+    """The next reminder due after ``now``, with the text it would have if sent on time
+    (the agenda as it stands now). None when the series has no reminders."""
+    if not series.reminders:
+        return None
+    row = meetings.series_row(session, series)
+    meeting = meetings.target(session, series, row, now)
+    for _ in range(2):  # the target's reminders may all be past: then the next meeting's
+        ahead = [o for o in sorted(series.reminders, reverse=True) if meeting.starts_at - o > now]
+        if ahead:
+            due_at = meeting.starts_at - ahead[0]
+            return Preview(
+                meeting,
+                ahead[0],
+                due_at,
+                series.topic_for(meeting.date),
+                reminder_text(series, meeting, ahead[0], due_at, late=False),
+            )
+        meeting = meetings.following(session, series, row, meeting.starts_at)
+    return None
+
+
 def due_reminder(
     session: Session, series: SeriesSettings, meeting: Meeting, now: dt.datetime
 ) -> Due | None:

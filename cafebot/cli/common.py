@@ -15,7 +15,8 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--config",
         metavar="FILE",
-        help="the config file (default: ./config.ini, then ~/.config/cafebot/config.ini)",
+        help="the config file (default: $CAFEBOT_CONFIG, then ./config.ini, then "
+        "~/.config/cafebot/config.ini)",
     )
     common.add_argument(
         "--db", metavar="URL", help="a SQLAlchemy database URL; overrides the config"
@@ -23,8 +24,13 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
-def settings_of(args: argparse.Namespace, *, quiet: bool = False) -> Settings:
-    """Load the settings and set up logging from them (``quiet``: warnings and worse only)."""
+def settings_of(
+    args: argparse.Namespace, *, quiet: bool = False, log_warnings: bool = True
+) -> Settings:
+    """Load the settings and set up logging from them (``quiet``: warnings and worse only).
+
+    The config's warnings are logged, unless ``log_warnings`` is False (a command that
+    reports them itself)."""
     from cafebot.core.config import find_config, load_settings
     from cafebot.ops.logs import setup_logging
 
@@ -33,7 +39,7 @@ def settings_of(args: argparse.Namespace, *, quiet: bool = False) -> Settings:
     if quiet and level in ("DEBUG", "INFO"):
         level = "WARNING"
     setup_logging(level, settings.log_format)
-    if settings.warnings:
+    if settings.warnings and log_warnings:
         import logging
 
         for warning in settings.warnings:

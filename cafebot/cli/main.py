@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="talk to the bot in the terminal (local database, no Zulip needed)",
         description="Talk to the bot in the terminal. Reads commands line by line, so it "
-        "can be scripted: printf 'agenda 10m Release plans\\nlist\\n' | cafebot shell",
+        "can be scripted: printf 'agenda 10m Release plans\\nlist\\n' | cafebot shell. "
+        "A scripted run (standard input not a terminal) exits with status 1 when any "
+        "command was refused or failed, 0 when all succeeded. At a terminal: Tab completes "
+        "command names, Ctrl-C drops the line, Ctrl-D leaves; `preview reminders` shows the "
+        "next reminder's message.",
     )
     p.add_argument(
         "--as",
@@ -160,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # a bare `cafebot`: the overview of its commands is what a person wants
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
     from cafebot.core.config import ConfigError
 

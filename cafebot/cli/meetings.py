@@ -49,7 +49,11 @@ def cmd_notes(args: argparse.Namespace) -> int:
                     return 2
                 meeting = meetings.by_date(session, series, row, day)
             if meeting is None:
-                print(f"cafebot notes: {series.name} has no such meeting", file=sys.stderr)
+                # Say what was looked for, as the chat command does.
+                looked = {"last": "has not met yet", None: "has no next meeting"}.get(
+                    args.date, f"has no meeting on {args.date}"
+                )
+                print(f"cafebot notes: the {series.name} {looked}", file=sys.stderr)
                 return 1
             print(render(meeting, Flavour(args.flavour), series), end="")
     finally:
@@ -79,7 +83,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
                 )
                 for slot in meetings.upcoming(session, series, row, now, args.count):
                     local = slot.starts_at.astimezone(tz)
-                    line = f"  {local:%a %Y-%m-%d %H:%M %Z}  ({slot.starts_at:%H:%M} UTC)"
+                    line = f"  {local:%a %Y-%m-%d %H:%M %Z}"
+                    if local.tzname() != "UTC":  # a series in UTC shows its time once
+                        line += f"  ({slot.starts_at:%H:%M} UTC)"
                     if slot.cancelled:
                         reason = f": {slot.cancel_reason}" if slot.cancel_reason else ""
                         print(f"{line}  cancelled{reason}")

@@ -30,36 +30,46 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from cafebot.storage import db
-
-    settings = settings_of(args, quiet=True)
+    # The config's warnings are findings here, printed once with the others.
+    settings = settings_of(args, quiet=True, log_warnings=False)
     findings: list[tuple[str, str]] = [("ok", f"config: {settings.source or 'defaults (no file)'}")]
     findings += [("warning", w) for w in settings.warnings]
-    engine = db.make_engine(settings.database_url)
-    try:
-        current, head = db.current_revision(engine), db.head_revision()
-    except Exception as exc:  # any driver error: say it plainly
-        current, head = "unreachable", db.head_revision()
-        findings.append(("error", f"database: cannot be reached ({type(exc).__name__}: {exc})"))
-    finally:
-        engine.dispose()
-    if current == head:
-        findings.append(("ok", f"database: at the latest revision ({head})"))
-    elif current != "unreachable":
-        findings.append(
-            (
-                "error",
-                f"database: at revision {current or 'none'}, not {head}: run `cafebot db upgrade`",
-            )
-        )
+    findings.append(_database_finding(settings.database_url))
     if settings.zulip.configured:
         from cafebot.edge.direct import check_zulip
 
         findings += check_zulip(settings)
     else:
-        findings.append(("error", "zulip: no account configured (site, email and key, or zuliprc)"))
+        findings.append(("error", f"zulip: {settings.zulip.missing_text(settings.source)}"))
     for level, text in findings:
         print(f"{level.upper():8} {text}")
     errors = sum(1 for level, _ in findings if level == "error")
     print(f"\n{errors} error(s)" if errors else "\nAll checks passed.")
     return 1 if errors else 0
+
+
+def _database_finding(url: str) -> tuple[str, str]:
+    """The database's revision against the latest; checking creates no file."""
+    from cafebot.storage import db
+
+    head = db.head_revision()
+    upgrade = "run `cafebot db upgrade` (or start the bot) to create it"
+    path = db.sqlite_file(url)
+    if path is not None and not path.exists():
+        return ("error", f"database: no SQLite database at {path} yet: {upgrade}")
+    engine = db.make_engine(url)
+    try:
+        current = db.current_revision(engine)
+    except Exception as exc:  # any driver error: say it plainly
+        return ("error", f"database: cannot be reached ({type(exc).__name__}: {exc})")
+    finally:
+        engine.dispose()
+    if current == head:
+        return ("ok", f"database: at the latest revision ({head})")
+    if current is None:
+        return (
+            "error",
+            f"database: holds no cafebot tables yet (the latest revision is {head}): "
+            f"{upgrade.replace('create it', 'create them')}",
+        )
+    return ("error", f"database: at revision {current}, not {head}: run `cafebot db upgrade`")

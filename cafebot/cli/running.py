@@ -26,12 +26,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     if not settings.zulip.configured:
-        print(
-            "cafebot run: no Zulip account configured: set site, email and key (or zuliprc) "
-            "in the [zulip] section of the config, or CAFEBOT_ZULIP_SITE, CAFEBOT_ZULIP_EMAIL "
-            "and CAFEBOT_ZULIP_KEY in the environment",
-            file=sys.stderr,
-        )
+        print(f"cafebot run: {settings.zulip.missing_text(settings.source)}", file=sys.stderr)
         return 2
     app = App.create(settings)  # brings the database to the latest revision
     try:

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -88,6 +88,30 @@ class ZulipSettings:
     @property
     def configured(self) -> bool:
         return self.zuliprc is not None or bool(self.site and self.email and self.key)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The keys of [zulip] that are not set, when no zuliprc stands in for them."""
+        if self.zuliprc is not None:
+            return ()
+        return tuple(k for k in ("site", "email", "key") if not getattr(self, k))
+
+    def missing_text(self, source: Path | None) -> str:
+        """What to set so that the account is configured, naming each missing key."""
+        where = f"[zulip] of {source}" if source else "the [zulip] section of a config file"
+        env = {"site": ENV_ZULIP_SITE, "email": ENV_ZULIP_EMAIL, "key": ENV_ZULIP_KEY}
+        missing = self.missing
+        given = [k for k in ("site", "email", "key") if k not in missing]
+        text = f"no Zulip account configured: {_and(missing)} not set"
+        if given:
+            text += f" ({_and(given)} {'is' if len(given) == 1 else 'are'})"
+        keys = _and([f"`{k} =`" for k in missing])
+        names = _and([env[k] for k in missing])
+        return f"{text}; set {keys} in {where}, or {names} in the environment"
+
+
+def _and(words: Sequence[str]) -> str:
+    return " and ".join(w for w in (", ".join(words[:-1]), words[-1]) if w) if words else ""
 
 
 @dataclass(frozen=True)
@@ -191,6 +215,25 @@ def parse_duration(text: str) -> dt.timedelta:
     if not m or m.group(2).lower() not in _DURATION_UNITS:
         raise ValueError(f"'{text.strip()}' is not a duration")
     return dt.timedelta(seconds=int(m.group(1)) * _DURATION_UNITS[m.group(2).lower()])
+
+
+_DURATIONS_RE = re.compile(r"\s*\d+\s*[a-z]+\s*", re.IGNORECASE)
+
+
+def parse_durations(text: str) -> list[dt.timedelta]:
+    """A list of durations, by commas (``"7d, 1 day, 2 h, 0m"``); each read by
+    :func:`parse_duration`, so every key reads durations alike. Within an item,
+    durations may also stand apart by spaces (``"7d 1d"``). Raises ValueError."""
+    out = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        pieces = [m.group() for m in _DURATIONS_RE.finditer(item)]
+        if len(pieces) > 1 and "".join(pieces) == item:
+            out += [parse_duration(piece) for piece in pieces]
+        else:
+            out.append(parse_duration(item))  # one duration, or a ValueError naming the item
+    return out
 
 
 def format_duration(delta: dt.timedelta) -> str:
@@ -502,9 +545,7 @@ class _Loader:
             return value
 
         def parse_offsets(raw: str) -> tuple[dt.timedelta, ...]:
-            parts = [p for p in re.split(r"[,\s]+", raw) if p]
-            offsets = sorted({parse_duration(p) for p in parts}, reverse=True)
-            return tuple(offsets)
+            return tuple(sorted(set(parse_durations(raw)), reverse=True))
 
         def parse_organizers(raw: str) -> tuple[str, ...]:
             out = []

@@ -139,23 +139,26 @@ class CafeHandler:
         user_id = getattr(bot_handler, "user_id", None)
         self.bot_id = int(user_id) if isinstance(user_id, int) else None
 
-    def handle_message(self, message: dict[str, Any], bot_handler: BotHandler) -> None:
+    def handle_message(self, message: dict[str, Any], bot_handler: BotHandler) -> str | None:
         """zulip_bots' entry point. Its runners pass only messages addressed to the bot,
-        with a leading mention already removed (``zulip-run-bot``, ``zulip-botserver``)."""
+        with a leading mention already removed (``zulip-run-bot``, ``zulip-botserver``).
+
+        Returns the command's outcome (see :meth:`Bot.handle`; zulip_bots ignores it),
+        or None for a message from a bot."""
         if self.bot is None:
             self.initialize(bot_handler)
         msg = Message.from_zulip(message)
         if msg.sender_is_bot or (self.bot_id is not None and msg.sender_id == self.bot_id):
-            return
+            return None
         _, text = strip_mention(msg.content, self.bot_name, self.bot_id)
-        self.dispatch(msg, text, BotHandlerChat(bot_handler, message, self.notes_flavour))
+        return self.dispatch(msg, text, BotHandlerChat(bot_handler, message, self.notes_flavour))
 
     # The entry points of transports that build the Message and the Chat themselves
     # (``cafebot run``): the same Bot, one command per message.
 
-    def dispatch(self, message: Message, text: str, chat: Chat) -> None:
-        """Run the command ``text`` (``message`` without the bot's mention)."""
-        self._bot().handle(message, text, chat)
+    def dispatch(self, message: Message, text: str, chat: Chat) -> str:
+        """Run the command ``text`` (``message`` without the bot's mention); its outcome."""
+        return self._bot().handle(message, text, chat)
 
     def dispatch_edit(self, message: Message, text: str, chat: Chat) -> bool:
         """``message``, which made an entry, was edited to ``text``: the entry follows."""

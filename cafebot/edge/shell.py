@@ -6,7 +6,6 @@ handler as every other transport. A line ending in ``\\`` continues on the next.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import getpass
 import re
@@ -16,11 +15,19 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from cafebot.bot.app import App
+<<<<<<< HEAD
 from cafebot.commands.registry import REACTION_GLOSS
+=======
+from cafebot.commands.registry import REGISTRY
+from cafebot.core.config import format_duration
+from cafebot.core.text import zulip_time
+>>>>>>> issue17-ops
 from cafebot.edge.handler import CafeHandler
 
 # Shell users get ids far above any real Zulip user id, derived from their email.
 SHELL_ID_BASE = 10**12
+#: The outcomes (cafebot.bot.app.Bot.handle) that make a scripted run exit with status 1.
+FAILED_OUTCOMES = frozenset({"refused", "error", "bug"})
 _TIME_RE = re.compile(r"<time:([0-9T:\-]+Z)>")
 _WHO_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*(?:<(?P<email>[^<>\s]+@[^<>\s]+)>)?\s*$")
 
@@ -85,6 +92,68 @@ class TerminalBotHandler:
         return self._print(f"[edited]\n{message['content']}")
 
 
+#: The shell's own commands, beside the bot's (``preview`` is an alias of ``notes``).
+SHELL_COMMANDS = ("quit", "exit")
+PREVIEWS = ("reminders",)
+
+
+def _line_editing() -> None:
+    """readline for input(): line editing, history, and Tab completing command names."""
+    try:
+        import readline
+    except ImportError:  # not on every platform
+        return
+    words = sorted({*REGISTRY.lookup, *SHELL_COMMANDS})
+
+    def complete(text: str, state: int) -> str | None:
+        before = readline.get_line_buffer()[: readline.get_begidx()].split()
+        if not before:
+            choices = words
+        elif before == ["preview"]:
+            choices = sorted({*PREVIEWS, "last", "next"})
+        else:
+            return None
+        matches = [f"{w} " for w in choices if w.startswith(text.lower())]
+        return matches[state] if state < len(matches) else None
+
+    readline.set_completer_delims(" \t\n")
+    readline.set_completer(complete)
+    if "libedit" in (readline.__doc__ or ""):  # macOS's readline module
+        readline.parse_and_bind("bind ^I rl_complete")
+    else:
+        readline.parse_and_bind("tab: complete")
+
+
+def _preview_reminder(app: App, bot: TerminalBotHandler, args: list[str]) -> bool:
+    """``preview reminders [SERIES]``: the next reminder's exact message, and when it goes out."""
+    from cafebot.cafe.reminders import next_reminder
+
+    series = app.settings.series[0]
+    if args:
+        found = app.settings.series_by_key(args[0])
+        if found is None:
+            known = ", ".join(s.key for s in app.settings.series)
+            bot.send_reply({}, f"There is no series `{args[0]}` (the series are: {known}).")
+            return False
+        series = found
+    with app.unit_of_work() as session:
+        preview = next_reminder(session, series, app.clock.now())
+        if preview is None:
+            bot.send_reply({}, f"The {series.name} has no reminders (`reminders` in the config).")
+            return True
+        before = (
+            "at the start of" if not preview.offset else f"{format_duration(preview.offset)} before"
+        )
+        to = f" to #{series.stream} > {preview.topic}" if series.stream else ""
+        head = (
+            f"The next reminder, {before} the meeting of {preview.meeting.date}, goes out "
+            f"{zulip_time(preview.due_at)}{to}; as the agenda stands, it says:"
+        )
+        note = "" if series.stream else "\n(The series has no stream: `cafebot run` posts none.)"
+        bot.send_reply({}, f"{head}\n\n{preview.text}{note}")
+    return True
+
+
 def run_shell(
     app: App,
     *,
@@ -105,13 +174,14 @@ def run_shell(
     if interactive:
         role = "an organiser" if organizer else "an attendee"
         print(
-            f"cafebot shell — you are {name} <{email}>, {role}. "
-            "Type `help` for the commands, Ctrl-D to leave.",
+            f"cafebot shell — you are {name} <{email}>, {role}. Type `help` for the "
+            "commands (Tab completes them), `preview reminders` for the next reminder, "
+            "Ctrl-D to leave.",
             file=stdout,
         )
-        with contextlib.suppress(ImportError):  # not on every platform
-            import readline  # noqa: F401 - line editing and history for input()
+        _line_editing()
     pending: list[str] = []
+    commands = failed = 0
     while True:
         try:
             if interactive:
@@ -121,6 +191,13 @@ def run_shell(
                 if not line:
                     break
                 line = line.rstrip("\n")
+        except KeyboardInterrupt:
+            if not interactive:
+                raise
+            # Ctrl-C drops the line being typed (and the lines it continues), as shells do.
+            print(file=stdout)
+            pending = []
+            continue
         except EOFError:
             break
         if line.endswith("\\"):
@@ -132,6 +209,12 @@ def run_shell(
             continue
         if text.strip().lower() in {"quit", "exit"}:
             break
+        words = text.lower().split()
+        if words[:2] in (["preview", "reminders"], ["preview", "reminder"]):
+            commands += 1
+            if not _preview_reminder(app, bot, words[2:]):
+                failed += 1
+            continue
         message = {
             "type": "private",
             "sender_id": user_id,
@@ -143,7 +226,18 @@ def run_shell(
                 {"id": bot.user_id, "email": bot.email, "full_name": bot.full_name},
             ],
         }
-        handler.handle_message(message, bot)
+        commands += 1
+        if handler.handle_message(message, bot) in FAILED_OUTCOMES:
+            failed += 1
     if interactive:
         print(file=stdout)
+        return 0
+    if failed:
+        # A script can tell: the exit status, and a line on stderr (stdout keeps the replies).
+        print(
+            f"cafebot shell: {failed} of {commands} command{'s' if commands != 1 else ''} "
+            f"{'was' if failed == 1 else 'were'} refused or failed",
+            file=sys.stderr,
+        )
+        return 1
     return 0

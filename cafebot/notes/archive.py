@@ -14,6 +14,7 @@ comes out as it was read, any other in canonical form.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import tempfile
@@ -156,11 +157,25 @@ def write_year_file(session: Session, series: SeriesSettings, year: int, directo
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)
+        # mkstemp makes the file 0600; the archive is for sharing: the mode a plain
+        # open() would give it (0666 less the umask), as `cafebot publish` writes it.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore it at once
+    os.umask(mask)
+    return mask
 
 
 def meeting_count(session: Session, series: SeriesSettings, year: int) -> int:

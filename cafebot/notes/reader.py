@@ -99,7 +99,16 @@ def parse_archive(text: str) -> ParsedArchive:
     text = text.replace("\r\n", "\n").replace("\r", "\n").removeprefix("\ufeff")
     if not text.strip():
         raise ArchiveError("the file is empty")
-    archive = _Reader(text).read()
+    reader = _Reader(text)
+    archive = reader.read()
+    if not archive.meetings and reader.bad_dates:
+        line, heading = reader.bad_dates[0]
+        more = len(reader.bad_dates) - 1
+        raise ArchiveError(
+            f"no meetings found: line {line}, `## {heading}`, is not a date on the calendar"
+            + (f" (and {more} more such heading{'s' if more > 1 else ''})" if more else "")
+            + "; a meeting's heading is its date, like `## 2031-05-20`"
+        )
     if not archive.meetings:
         raise ArchiveError(
             "no meetings found: an archive has a level-2 heading with the date of each "
@@ -224,6 +233,8 @@ class _Reader:
         self.close = self._closing_indices()
         self.meetings: list[ParsedMeeting] = []
         self.warnings: list[str] = []
+        # (line, heading text) of each level-2 heading whose date is not on the calendar.
+        self.bad_dates: list[tuple[int | str, str]] = []
         self.builder: _MeetingBuilder | None = None
         self.title: str | None = None
         self.head_end = len(self.lines)
@@ -286,6 +297,7 @@ class _Reader:
             return dt.date.fromisoformat(m.group(1))
         except ValueError:
             line = token.map[0] + 1 if token.map else "?"
+            self.bad_dates.append((line, text))
             self.warnings.append(
                 f"line {line}: '{m.group(1)}' is not a date on the calendar; the heading is "
                 "kept as text"

@@ -67,6 +67,14 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for another backend, memory or a ``file:`` URI."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or _is_sqlite_memory(parsed) or _is_sqlite_uri(parsed):
+        return None
+    return Path(parsed.database or "").expanduser()
+
+
 def _is_sqlite_uri(url: URL) -> bool:
     return (url.database or "").startswith("file:") and url.query.get("uri") == "true"
 
