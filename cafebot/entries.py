@@ -13,7 +13,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cafebot import people
 from cafebot.commands import ACK, Outcome, Spec, Who, command
 from cafebot.context import Context, Entry
-from cafebot.converters import ConversionError, Estimate, Mention, Position, Project, Ref
+from cafebot.converters import (
+    ConversionError,
+    Estimate,
+    InvalidValue,
+    Mention,
+    Position,
+    Project,
+    Ref,
+)
 from cafebot.errors import UserError
 from cafebot.models import (
     AgendaItem,
@@ -326,8 +334,8 @@ _LAST_NOTE = select(func.max(ItemNote.position)).where(ItemNote.item_id == bindp
 def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcome:
     """Propose an agenda item with a time estimate, or (alone) list the agenda.
 
-    Estimates: `5m`, `5 min`, `(10 mins)`, `10-15m`, `1h`. Further lines of
-    your message become the item's first notes.
+    Estimates: `5m`, `5 min`, `(10 mins)`, `10-15m`, `1h`, `1.5h`, `~20 min`,
+    `half an hour`. Further lines of your message become the item's first notes.
     """
     from cafebot.info import listing
 
@@ -411,6 +419,9 @@ def update_entry(ctx: Context, entry: Entry, text: str, *, whole: bool = False) 
     if isinstance(entry, AgendaItem):
         try:
             estimate, rest = Estimate.consume(text)
+        except InvalidValue as exc:
+            # Read as `agenda` reads it: meant as an estimate, and not a usable one.
+            raise UserError(f"{exc}.", example=f"edit A{entry.ref} 15m {entry.topic}") from None
         except ConversionError:
             estimate, rest = None, text
         if estimate is not None or whole:

@@ -1,0 +1,80 @@
+"""Issue 17, "Running a meeting as an organiser meets it": each point as a person sees it,
+through a real `cafebot shell` process on a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import cafebot
+
+
+def shell(tmp_path: Path, *lines: str) -> str:
+    db = f"sqlite:///{tmp_path / 'cafe.db'}"
+    result = cafebot("shell", "--db", db, stdin="".join(f"{line}\n" for line in lines))
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stdout
+
+
+# ---------------------------------------------------------------- 5. estimates
+
+
+@pytest.mark.parametrize(
+    ("written", "minutes"),
+    [
+        pytest.param("~5 min", 5, id="tilde"),
+        pytest.param("~5 minutes", 5, id="tilde-minutes"),
+        pytest.param("about 20 min", 20, id="about"),
+        pytest.param("1.5h", 90, id="decimal-hours"),
+        pytest.param("1,5h", 90, id="decimal-comma"),
+        pytest.param("90 min", 90, id="minutes-spaced"),
+        pytest.param("half an hour", 30, id="half-an-hour"),
+        pytest.param("a quarter of an hour", 15, id="quarter"),
+        pytest.param("an hour and a half", 90, id="hour-and-a-half"),
+        pytest.param("(~10-15 mins)", None, id="range-in-parentheses"),
+    ],
+)
+def test_the_estimates_people_write_are_read_and_leave_the_topic(
+    tmp_path: Path, written: str, minutes: int | None
+) -> None:
+    out = shell(tmp_path, f"agenda {written} Release plans", "list")
+    shown = f"({minutes} min)" if minutes is not None else "(10-15 min)"
+    assert f"**A1** {shown} Release plans — " in out, out
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        pytest.param("5mn", id="misspelt-unit"),
+        pytest.param("~5", id="no-unit"),
+        pytest.param("2h30", id="hours-and-minutes"),
+        pytest.param("10 secs", id="seconds"),
+        pytest.param("2.5m", id="fraction-of-a-minute"),
+    ],
+)
+def test_what_looks_like_an_estimate_but_is_not_one_is_said_so(
+    tmp_path: Path, written: str
+) -> None:
+    out = shell(tmp_path, f"agenda {written} Release plans", "list")
+    assert ":check:" not in out
+    assert f"'{written}'" in out and "agenda 10m Release plans" in out
+    assert "No items yet" in out  # nothing was filed under a topic
+
+
+@pytest.mark.parametrize("topic", ["2026 roadmap", "3D printing", "5G rollout", "An hour of code"])
+def test_a_topic_that_starts_with_a_number_or_words_is_still_a_topic(
+    tmp_path: Path, topic: str
+) -> None:
+    out = shell(tmp_path, f"agenda {topic}", "list")
+    assert f"**A1** {topic} — " in out, out
+
+
+def test_edit_reads_estimates_as_agenda_does(tmp_path: Path) -> None:
+    out = shell(tmp_path, "agenda 10m Release plans", "edit A1 15-10m bad", "list")
+    assert out.count(":check:") == 1
+    assert "'15-10m' is not a usable estimate" in out
+    assert "For example: `edit A1 15m Release plans`" in out
+    assert "**A1** (10 min) Release plans — " in out  # unchanged
+    out = shell(tmp_path, "edit A1 half an hour Release plans, longer", "list")
+    assert "**A1** (30 min) Release plans, longer — " in out
