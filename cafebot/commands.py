@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cafebot.converters import ConversionError, InvalidValue
 from cafebot.errors import UserError
+from cafebot.text import continuation_text
 
 if TYPE_CHECKING:
     from cafebot.app import App
@@ -114,7 +115,7 @@ class Spec:
             if param.converter is None:
                 value = rest.strip()
                 if self.more_lines == "text" and more:
-                    value = "\n".join([value, *more]).strip()
+                    value = "\n".join([value, *continuation_text(more)]).strip()
                 if not value:
                     if not param.optional:
                         raise UserError(f"`{self.name}` needs {param.shown} text.")

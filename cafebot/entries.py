@@ -36,7 +36,7 @@ from cafebot.models import (
     Person,
     ShoutOut,
 )
-from cafebot.text import clean, one_line
+from cafebot.text import bullet_lines, clean, continuation_text, one_line
 
 MAX_NAME = 100
 MAX_AFFILIATION = 200
@@ -44,6 +44,10 @@ MAX_TOPIC = 300
 GITHUB_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 # A "/" separates fields, except inside a Markdown link's (address).
 _FIELD_SPLIT_RE = re.compile(r"/(?![^(]*\))")
+# A field separator as people write it between fields (an affiliation "Jupyter/Binder"
+# has a slash of its own, without the spaces).
+_SPACED_SPLIT_RE = re.compile(r"\s/\s(?![^(]*\))")
+_EMPTY_PROJECT_RE = re.compile(r"^\s*\[\s*\]\s*")
 _GITHUB_LINK_RE = re.compile(r"^\[@?([^\]]+)\]\(https?://github\.com/[^)]*\)$")
 
 
@@ -90,6 +94,12 @@ def parse_checkin(text: str | None) -> CheckinFields:
     elif len(parts) == 3:
         github = _handle(parts[1]) if parts[1] else None
         affiliation = parts[2] or None
+        if _SPACED_SPLIT_RE.search(_FIELD_SPLIT_RE.split(text, maxsplit=2)[2]):
+            raise UserError(
+                "A check-in has three fields: your name / GitHub handle / affiliation "
+                "(any of them may be left out). This one has more.",
+                example="checkin Ada Lovelace / @ada / Analytical Engines",
+            )
     if name and len(name) > MAX_NAME:
         raise UserError(f"A name can be at most {MAX_NAME} characters.")
     if affiliation and len(affiliation) > MAX_AFFILIATION:
@@ -261,6 +271,13 @@ def intro(ctx: Context, text: str) -> Outcome:
 )
 def shoutout(ctx: Context, project: Project | None, text: str) -> Outcome:
     """Celebrate something great, optionally grouped under a project in [brackets]."""
+    # "[]" or "[ ]" names no project; with nothing after it, nothing is celebrated.
+    text = _EMPTY_PROJECT_RE.sub("", text, count=1)
+    if not text.strip():
+        raise UserError(
+            "What should the shout-out say? Write it after the project, if you give one.",
+            example="shoutout [Jupyter Book] Site footers landed!",
+        )
     meeting = ctx.target_meeting()
     shout = ShoutOut(
         ref=next_ref(ctx.session, meeting, "S"),
@@ -278,7 +295,17 @@ def shoutout(ctx: Context, project: Project | None, text: str) -> Outcome:
 
 
 def _note_lines(lines: list[str]) -> list[str]:
-    return [clean(line) for line in lines if line.strip()]
+    """The notes the lines after an agenda item's first make: one a line, and a bullet
+    indented under another goes under that note (rendered one level deeper)."""
+    notes: list[str] = []
+    for depth, line in bullet_lines(lines):
+        if not line.strip():
+            continue
+        if depth and notes:
+            notes[-1] += "\n" + clean(line)
+        else:
+            notes.append(clean(line))
+    return notes
 
 
 def open_items(meeting: Meeting) -> list[AgendaItem]:
@@ -437,7 +464,7 @@ def update_entry(ctx: Context, entry: Entry, text: str, *, whole: bool = False) 
         try:
             project, rest = Project.consume(text)
         except ConversionError:
-            project, rest = None, text
+            project, rest = None, _EMPTY_PROJECT_RE.sub("", text, count=1)
         if not rest.strip():
             raise UserError("What should the shout-out say?", example="edit S1 [Quill] New docs!")
         entry.project = project.value if project else (None if whole else entry.project)
@@ -669,7 +696,8 @@ def follow_edit(
             update_entry(ctx, entry, rest, whole=True)
             _replace_own_notes(ctx, entry, _note_lines(more))
         else:
-            text = "\n".join([rest, *more]).strip() if spec.more_lines == "text" else rest
+            lines = continuation_text(more)
+            text = "\n".join([rest, *lines]).strip() if spec.more_lines == "text" else rest
             update_entry(ctx, entry, text, whole=True)
         return label
     note = notes[0]

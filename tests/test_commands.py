@@ -90,7 +90,7 @@ def test_checkin_without_fields_uses_the_zulip_name(bot: Harness) -> None:
         pytest.param(
             "Ada / [@ada](https://github.com/ada) / Lab", ("Ada", "ada", "Lab"), id="handle-link"
         ),
-        pytest.param("Ada / @ada / Lab / Sub", ("Ada", "ada", "Lab / Sub"), id="slash-in-aff"),
+        pytest.param("Ada / @ada / Lab/Sub", ("Ada", "ada", "Lab/Sub"), id="slash-in-aff"),
     ],
 )
 def test_checkin_fields(bot: Harness, text: str, expected: tuple[str | None, ...]) -> None:

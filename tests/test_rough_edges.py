@@ -78,3 +78,53 @@ def test_edit_reads_estimates_as_agenda_does(tmp_path: Path) -> None:
     assert "**A1** (10 min) Release plans — " in out  # unchanged
     out = shell(tmp_path, "edit A1 half an hour Release plans, longer", "list")
     assert "**A1** (30 min) Release plans, longer — " in out
+
+
+# ---------------------------------------------------------------- 4. continuation lines
+
+
+def test_continuation_lines_written_as_bullets_nest_without_their_markers(tmp_path: Path) -> None:
+    out = shell(
+        tmp_path,
+        "agenda 5m Topic\\\n- first\\\n* second\\\n  - deeper\\\n1. numbered\\\nplain line",
+        "intro I am Ada\\\n- I like engines\\\n  * and looms",
+        "shoutout [Quill] Thanks\\\n+ for the docs",
+        "notes",
+    )
+    assert "\\-" not in out and "\\*" not in out and "\\+" not in out
+    agenda = out[out.index("- [name=root] (5 min): Topic") :]
+    assert agenda.startswith(
+        "- [name=root] (5 min): Topic\n"
+        "    - first\n"
+        "    - second\n"
+        "        - deeper\n"
+        "    - numbered\n"
+        "    - plain line\n"
+    ), agenda
+    assert "- root: I am Ada\n    - I like engines\n    - and looms\n" in out
+    assert "- [name=root] Thanks\n    - for the docs\n" in out
+
+
+# ---------------------------------------------------------------- 6. empty and extra fields
+
+
+@pytest.mark.parametrize("command", ["shoutout []", "shoutout [ ]", "shoutout [  ]  "])
+def test_a_shout_out_of_empty_brackets_is_refused_as_an_empty_one_is(
+    tmp_path: Path, command: str
+) -> None:
+    out = shell(tmp_path, command, "list")
+    assert ":check:" not in out
+    assert "What should the shout-out say?" in out
+    assert "**Shout-outs**" not in out and "**S1**" not in out
+
+
+def test_empty_brackets_before_a_shout_out_name_no_project(tmp_path: Path) -> None:
+    out = shell(tmp_path, "shoutout [] Thanks all", "list")
+    assert "- **S1** Thanks all — " in out
+
+
+def test_a_check_in_with_a_fourth_field_says_what_the_three_are(tmp_path: Path) -> None:
+    out = shell(tmp_path, "checkin A / @b / C / D", "checkin Ada / @ada / Jupyter/Binder", "list")
+    assert "three fields: your name / GitHub handle / affiliation" in out
+    assert "For example: `checkin Ada Lovelace / @ada / Analytical Engines`" in out
+    assert "**Check-ins** (1)" in out and "- **C1** Ada / @ada / Jupyter/Binder" in out
