@@ -9,7 +9,7 @@ from cafebot.converters import MeetingDate, format_estimate
 from cafebot.entries import agenda_total, open_items
 from cafebot.errors import UserError
 from cafebot.models import Meeting
-from cafebot.text import inline, one_line, zulip_time
+from cafebot.text import fragment, one_line, zulip_time
 
 
 def _estimate(low: int | None, high: int | None) -> str:
@@ -28,7 +28,7 @@ def listing(ctx: Context, meeting: Meeting) -> str:
     """Every entry of ``meeting`` with its reference, and the agenda's total estimate."""
     state = meetings.status(meeting, ctx.now).value
     lines = [
-        f"**{inline(ctx.series.name)} · {meeting.date.isoformat()}** "
+        f"**{fragment(ctx.series.name)} · {meeting.date.isoformat()}** "
         f"({zulip_time(meeting.starts_at)}, {state})",
         "",
         "**Agenda**",
@@ -37,39 +37,39 @@ def listing(ctx: Context, meeting: Meeting) -> str:
     if not items:
         lines.append("No items yet. Propose one: `agenda 10m Release plans`")
     for item in items:
-        who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
+        who = f" — {fragment(item.proposer.display_name)}" if item.proposer else ""
         carried = f" _(carried over from {item.carried_from})_" if item.carried_from else ""
         done = " ✔" if item.state.value == "done" else ""
         lines.append(
             f"- **A{item.ref}** {_estimate(item.estimate_min, item.estimate_max)}"
-            f"{inline(item.topic)}{who}{carried}{done}"
+            f"{fragment(item.topic)}{who}{carried}{done}"
         )
     moved = [i for i in meeting.agenda_items if i.moved_to is not None]
     for item in sorted(moved, key=lambda i: i.ref):
-        lines.append(f"- ~~A{item.ref} {inline(item.topic)}~~ moved to {item.moved_to}")
+        lines.append(f"- ~~A{item.ref} {fragment(item.topic)}~~ moved to {item.moved_to}")
     lines.append(total_line(ctx, meeting))
     if meeting.checkins:
         lines += ["", f"**Check-ins** ({len(meeting.checkins)})"]
         for c in meeting.checkins:
             fields = [c.name] + ([f"@{c.github}"] if c.github else [])
             fields += [c.affiliation] if c.affiliation else []
-            lines.append(f"- **C{c.ref}** {inline(' / '.join(fields))}")
+            lines.append(f"- **C{c.ref}** {fragment(' / '.join(fields))}")
     if meeting.introductions:
         lines += ["", "**Introductions**"]
         for i in meeting.introductions:
-            lines.append(f"- **I{i.ref}** {inline(i.person.display_name)}: {_short(i.text)}")
+            lines.append(f"- **I{i.ref}** {fragment(i.person.display_name)}: {_short(i.text)}")
     if meeting.shoutouts:
         lines += ["", "**Shout-outs**"]
         for s in meeting.shoutouts:
-            project = f"[{inline(s.project)}] " if s.project else ""
-            who = f" — {inline(s.author.display_name)}" if s.author else ""
+            project = f"[{fragment(s.project)}] " if s.project else ""
+            who = f" — {fragment(s.author.display_name)}" if s.author else ""
             lines.append(f"- **S{s.ref}** {project}{_short(s.text)}{who}")
     return "\n".join(lines)
 
 
 def _short(text: str, limit: int = 200) -> str:
     flat = one_line(text)
-    return inline(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+    return fragment(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 @command("list", aliases=("ls", "entries"), examples=("list",), group="Meetings")
@@ -82,7 +82,7 @@ def list_entries(ctx: Context) -> Outcome:
 def next_meeting(ctx: Context) -> Outcome:
     """When the next meeting is (in your own time zone), its link and agenda."""
     meeting = ctx.target_meeting()
-    name = inline(ctx.series.name)
+    name = fragment(ctx.series.name)
     minutes = int(ctx.series.duration.total_seconds() // 60)
     if meetings.status(meeting, ctx.now) is meetings.Status.CURRENT:
         head = f"The {name} is on now: it started {zulip_time(meeting.starts_at)}."
@@ -96,7 +96,7 @@ def next_meeting(ctx: Context) -> Outcome:
         lines.append(f"Agenda ({len(items)} item{'s' if len(items) != 1 else ''}):")
         for item in items:
             estimate = _estimate(item.estimate_min, item.estimate_max)
-            lines.append(f"- A{item.ref} {estimate}{inline(item.topic)}")
+            lines.append(f"- A{item.ref} {estimate}{fragment(item.topic)}")
         lines.append(total_line(ctx, meeting))
     else:
         lines.append("The agenda is empty so far: `agenda 10m Your topic` adds an item.")

@@ -31,7 +31,7 @@ from cafebot.models import (
     Series,
     ShoutOut,
 )
-from cafebot.text import inline, one_line, zulip_time
+from cafebot.text import fragment, inline, one_line, zulip_time
 
 if TYPE_CHECKING:
     from cafebot.app import App
@@ -53,8 +53,8 @@ def item_line(item: AgendaItem) -> str:
     estimate = (
         f"({format_estimate(item.estimate_min, item.estimate_max)}) " if item.estimate_min else ""
     )
-    who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
-    return f"A{item.ref} {estimate}{inline(item.topic)}{who}"
+    who = f" — {fragment(item.proposer.display_name)}" if item.proposer else ""
+    return f"A{item.ref} {estimate}{fragment(item.topic)}{who}"
 
 
 # ---------------------------------------------------------------- domain

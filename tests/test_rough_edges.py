@@ -128,3 +128,24 @@ def test_a_check_in_with_a_fourth_field_says_what_the_three_are(tmp_path: Path) 
     assert "three fields: your name / GitHub handle / affiliation" in out
     assert "For example: `checkin Ada Lovelace / @ada / Analytical Engines`" in out
     assert "**Check-ins** (1)" in out and "- **C1** Ada / @ada / Jupyter/Binder" in out
+
+
+# ---------------------------------------------------------------- 19. escapes in listings
+
+
+def test_listings_show_the_text_as_written_without_markdown_escapes(tmp_path: Path) -> None:
+    out = shell(
+        tmp_path,
+        "agenda 5m ## Heading",
+        "agenda 1. Numbered topic",
+        "checkin # Hash / @hash / > Quote Lab",
+        "list",
+        "next",
+        "search Heading",
+    )
+    assert "\\" not in out, out
+    assert "- **A1** (5 min) ## Heading — # Hash" in out  # list
+    assert "- **A2** 1. Numbered topic — # Hash" in out
+    assert "- **C1** # Hash / @hash / > Quote Lab" in out
+    assert "- A1 (5 min) ## Heading\n" in out  # next
+    assert "- **2026-" in out and "/A1** (5 min) ## Heading — # Hash" in out  # search
