@@ -149,3 +149,62 @@ def test_listings_show_the_text_as_written_without_markdown_escapes(tmp_path: Pa
     assert "- **C1** # Hash / @hash / > Quote Lab" in out
     assert "- A1 (5 min) ## Heading\n" in out  # next
     assert "- **2026-" in out and "/A1** (5 min) ## Heading — # Hash" in out  # search
+
+
+# ---------------------------------------------------------------- 9. a short name
+
+
+ARCHIVE = """# 2031 Collaboration Cafe Notes Archive
+
+## 2031-05-20
+
+### Check-in :raising_hand:
+
+- _Name / GitHub handle / affiliation_
+- Priya Raman / @praman / Open Atlas Foundation
+- Priya Shah / @pshah / Harbour Lab
+- Jonas / @jonas-b / Independent consultant
+
+### Agenda :clock2:
+
+- [name=Jonas] (10 min): Community survey results
+"""
+
+
+def archive(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "2031.md"
+    path.write_text(text, encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'cafe.db'}"
+    result = cafebot("archive", "import", "--db", db, str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return db
+
+
+def as_person(db: str, name: str, *lines: str) -> str:
+    who = f"{name} <{name.lower()}@example.org>"
+    stdin = "".join(f"{line}\n" for line in lines)
+    return cafebot("shell", "--db", db, "--as", who, stdin=stdin).stdout
+
+
+def test_a_first_name_finds_the_archives_people_of_that_first_name(tmp_path: Path) -> None:
+    db = archive(tmp_path, ARCHIVE.replace("- Priya Shah / @pshah / Harbour Lab\n", ""))
+    out = as_person(db, "Priya", "checkin Priya", "itsme")
+    assert "The notes archive has Priya Raman (@praman, Open Atlas Foundation)" in out
+    assert "1 meeting, on 2031-05-20" in out and "say `itsme`" in out
+    assert "Done: the notes archive's Priya Raman (1 meeting, on 2031-05-20) is you now." in out
+
+
+def test_several_people_of_that_first_name_are_offered_to_choose_from(tmp_path: Path) -> None:
+    db = archive(tmp_path, ARCHIVE)
+    out = as_person(db, "Priya", "checkin Priya", "itsme 2")
+    assert "The notes archive has 2 people whose first name is Priya:" in out
+    assert "1. Priya Raman (@praman, Open Atlas Foundation)" in out
+    assert "2. Priya Shah (@pshah, Harbour Lab)" in out
+    assert "Done: the notes archive's Priya Shah (1 meeting, on 2031-05-20) is you now." in out
+
+
+def test_an_exact_name_is_still_preferred_to_a_first_name(tmp_path: Path) -> None:
+    db = archive(tmp_path, ARCHIVE)
+    out = as_person(db, "Jonas", "checkin Jonas", "itsme")
+    assert "The notes archive has Jonas (@jonas-b, Independent consultant)" in out
+    assert "Done: the notes archive's Jonas (1 meeting, on 2031-05-20) is you now." in out
