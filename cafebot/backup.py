@@ -47,6 +47,7 @@ import cafebot
 from cafebot import db
 from cafebot.clock import Clock, SystemClock
 from cafebot.models import Base
+from cafebot.text import counted
 
 FORMAT = "cafebot-backup"
 FORMAT_VERSION = 1
@@ -74,7 +75,8 @@ class Summary:
 
     def describe(self) -> str:
         tables = ", ".join(f"{name} {count}" for name, count in self.rows.items() if count)
-        return f"{self.total} rows in {len(self.rows)} tables at revision {self.revision}" + (
+        rows, in_tables = counted(self.total, "row"), counted(len(self.rows), "table")
+        return f"{rows} in {in_tables} at revision {self.revision}" + (
             f" ({tables})" if tables else ""
         )
 

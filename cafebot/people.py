@@ -252,6 +252,12 @@ def itsme(ctx: Context, number: str | None) -> Outcome:
 
 def _number(text: str, count: int) -> int:
     value = text.strip()
+    if count == 1 and value != "1":
+        raise UserError(
+            "The notes archive has only one person of that name: say `itsme` alone.",
+            show_usage=False,
+            example="itsme",
+        )
     if not value.isdigit() or not 1 <= int(value) <= count:
         raise UserError(
             f"Give the number of the person from the list: 1 to {count}.",

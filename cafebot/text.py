@@ -173,6 +173,11 @@ def continuation_text(lines: list[str]) -> list[str]:
     return [text for _, text in bullet_lines(lines)]
 
 
+def counted(number: int, singular: str, plural: str | None = None) -> str:
+    """``1 check-in``, ``2 check-ins``, ``0 check-ins``."""
+    return f"{number} {singular if number == 1 else (plural or singular + 's')}"
+
+
 def text_lines(text: str) -> list[str]:
     """The non-empty lines of multi-line user text, as fragments (not yet line-start safe)."""
     return [line for line in (fragment(raw) for raw in clean(text).split("\n")) if line]

@@ -130,7 +130,7 @@ def test_intro_and_shoutouts(bot: Harness) -> None:
 
 def test_missing_text_gets_usage(bot: Harness) -> None:
     answer = bot.send("intro")
-    assert "`intro` needs <text> text" in answer.text
+    assert "`intro` needs a line about yourself." in answer.text
     assert "intro I maintain a small plotting library." in answer.text
     assert bot.rows(Introduction) == []
 

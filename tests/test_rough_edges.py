@@ -208,3 +208,110 @@ def test_an_exact_name_is_still_preferred_to_a_first_name(tmp_path: Path) -> Non
     out = as_person(db, "Jonas", "checkin Jonas", "itsme")
     assert "The notes archive has Jonas (@jonas-b, Independent consultant)" in out
     assert "Done: the notes archive's Jonas (1 meeting, on 2031-05-20) is you now." in out
+
+
+# ---------------------------------------------------------------- 10. wording
+
+
+def test_a_missing_text_is_named_for_what_it_is(tmp_path: Path) -> None:
+    out = shell(tmp_path, "edit A1", "note", "decision", "action", "search", "shoutout", "edit")
+    assert "needs <" not in out and "> text" not in out
+    for said in (
+        "`edit` needs the new text after the reference.",
+        "`note` needs the note's text.",
+        "`decision` needs the decision's text.",
+        "`action` needs what is to be done.",
+        "`search` needs the words to look for.",
+        "`shoutout` needs what to celebrate.",
+        "`edit` needs a reference, like `A2`.",
+    ):
+        assert said in out, said
+
+
+def test_organiser_commands_are_named_as_typed(tmp_path: Path) -> None:
+    out = shell(tmp_path, "add meeting 2031-06-24 16:00")
+    assert "may use `add meeting`." in out
+
+
+def test_an_unknown_command_shows_the_example_of_the_one_meant(tmp_path: Path) -> None:
+    out = shell(tmp_path, "checkn Ada", "blorp")
+    assert "Did you mean `checkin`? Say `help` for the list.\nFor example: `checkin " in out
+    assert "I don't know the command `blorp`. Say `help` for the list.\n" in out
+    assert "For example: `agenda 10m Release plans`" in out  # no guess: the usual example
+
+
+def test_itsme_with_a_number_when_there_is_one_candidate(tmp_path: Path) -> None:
+    db = archive(tmp_path, ARCHIVE)
+    out = as_person(db, "Jonas", "checkin Jonas", "itsme 2")
+    assert "1 to 1" not in out
+    assert "only one person of that name: say `itsme` alone." in out
+
+
+def test_a_utc_series_shows_its_time_once(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cafe.db'}"
+    out = cafebot("shell", "--db", db, "--organizer", stdin="add meeting 2031-06-24 16:00\n").stdout
+    assert "Added a Collaboration Cafe on 2031-06-24, Tue 24 Jun 2031, 16:00 UTC." in out
+    assert "16:00 UTC (16:00 UTC)" not in out
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        pytest.param("22/12/2031", "`2031-12-22`", id="day-first"),
+        pytest.param("12/22/2031", "`2031-12-22`", id="month-first"),
+        pytest.param("05/06/2031", "`2031-06-05` or `2031-05-06`", id="ambiguous"),
+        pytest.param("2031/12/22", "`2031-12-22`", id="slashes"),
+        pytest.param("22.12.2031", "`2031-12-22`", id="dots"),
+    ],
+)
+def test_a_date_written_another_way_gets_its_iso_form(
+    tmp_path: Path, written: str, meant: str
+) -> None:
+    db = f"sqlite:///{tmp_path / 'cafe.db'}"
+    out = cafebot("shell", "--db", db, "--organizer", stdin=f"add meeting {written} 4pm\n").stdout
+    assert (
+        f"'{written}' is a date written another way: here dates are year-month-day, {meant}" in out
+    )
+    assert "last or next" not in out
+
+
+def test_counts_in_the_import_summary_agree_with_their_number(tmp_path: Path) -> None:
+    path = tmp_path / "2031.md"
+    path.write_text(ARCHIVE, encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'cafe.db'}"
+    out = cafebot("archive", "import", "--db", db, str(path)).stdout
+    assert "2031-05-20: 3 check-ins, 0 introductions, 0 shout-outs, 1 agenda item, " in out
+    assert "0 free-text blocks" in out
+
+
+# Every reply the bot gives, read against the house rules of its wording.
+STYLE_RULES = [
+    (
+        r"\b1 (?:check-ins|introductions|shout-outs|items|agenda items|meetings|people|entries"
+        r"|notes|minutes|rows|tables|blocks)\b",
+        "a count of one with a plural",
+    ),
+    (r"needs <\w+>", "a placeholder in a sentence"),
+    (r"(\b\d\d:\d\d UTC\b) \(\1\)", "a time repeated"),
+    (r"\b(\w+) \1\b", "a word twice"),
+    (r"Traceback|Error:|Exception", "a traceback"),
+]
+
+
+def test_every_reply_template_keeps_to_the_house_rules(tmp_path: Path) -> None:
+    import re
+
+    from cafebot.app import App  # noqa: F401 - registers every command
+    from cafebot.commands import REGISTRY
+
+    lines = []
+    for spec in REGISTRY:
+        lines += [spec.name, f"{spec.name} ???", f"{spec.name} A99 x", *spec.examples]
+    db = f"sqlite:///{tmp_path / 'cafe.db'}"
+    stdin = "".join(f"{line}\n" for line in lines)
+    out = cafebot("shell", "--db", db, "--organizer", stdin=stdin).stdout
+    replies = [line for line in out.splitlines() if not line.startswith("Usage:")]
+    assert len(replies) > len(lines)  # everything was answered
+    for pattern, what in STYLE_RULES:
+        bad = [line for line in replies if re.search(pattern, line)]
+        assert not bad, f"{what}: {bad[:5]}"
