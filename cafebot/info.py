@@ -8,7 +8,7 @@ from cafebot.context import Context
 from cafebot.converters import MeetingDate, format_estimate
 from cafebot.entries import agenda_total, open_items
 from cafebot.errors import UserError
-from cafebot.models import Meeting
+from cafebot.models import Meeting, name_at
 from cafebot.text import fragment, one_line, zulip_time
 
 
@@ -37,7 +37,7 @@ def listing(ctx: Context, meeting: Meeting) -> str:
     if not items:
         lines.append("No items yet. Propose one: `agenda 10m Release plans`")
     for item in items:
-        who = f" — {fragment(item.proposer.display_name)}" if item.proposer else ""
+        who = f" — {fragment(name_at(meeting, item.proposer))}" if item.proposer else ""
         carried = f" _(carried over from {item.carried_from})_" if item.carried_from else ""
         done = " ✔" if item.state.value == "done" else ""
         lines.append(
@@ -57,12 +57,12 @@ def listing(ctx: Context, meeting: Meeting) -> str:
     if meeting.introductions:
         lines += ["", "**Introductions**"]
         for i in meeting.introductions:
-            lines.append(f"- **I{i.ref}** {fragment(i.person.display_name)}: {_short(i.text)}")
+            lines.append(f"- **I{i.ref}** {fragment(name_at(meeting, i.person))}: {_short(i.text)}")
     if meeting.shoutouts:
         lines += ["", "**Shout-outs**"]
         for s in meeting.shoutouts:
             project = f"[{fragment(s.project)}] " if s.project else ""
-            who = f" — {fragment(s.author.display_name)}" if s.author else ""
+            who = f" — {fragment(name_at(meeting, s.author))}" if s.author else ""
             lines.append(f"- **S{s.ref}** {project}{_short(s.text)}{who}")
     return "\n".join(lines)
 

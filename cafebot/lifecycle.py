@@ -30,6 +30,7 @@ from cafebot.models import (
     MeetingState,
     Series,
     ShoutOut,
+    name_at,
 )
 from cafebot.text import fragment, inline, one_line, zulip_time
 
@@ -53,7 +54,7 @@ def item_line(item: AgendaItem) -> str:
     estimate = (
         f"({format_estimate(item.estimate_min, item.estimate_max)}) " if item.estimate_min else ""
     )
-    who = f" — {fragment(item.proposer.display_name)}" if item.proposer else ""
+    who = f" — {fragment(name_at(item.meeting, item.proposer))}" if item.proposer else ""
     return f"A{item.ref} {estimate}{fragment(item.topic)}{who}"
 
 

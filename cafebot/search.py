@@ -32,6 +32,7 @@ from cafebot.models import (
     Meeting,
     Person,
     ShoutOut,
+    name_at,
 )
 from cafebot.text import fragment, one_line
 
@@ -170,11 +171,11 @@ def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
         text = "checked in: " + fragment(" / ".join(f for f in fields if f))
         return Hit(date, (3, row.ref), f"{day}/C{row.ref}", text)
     if isinstance(row, Introduction):
-        name = fragment(row.person.display_name) if row.person else "someone"
+        name = fragment(name_at(row.meeting, row.person)) if row.person else "someone"
         return Hit(date, (2, row.ref), f"{day}/I{row.ref}", f"{name}: {_snippet(row.text, words)}")
     if isinstance(row, ShoutOut):
         project = f"[{fragment(row.project)}] " if row.project else ""
-        who = f" — {fragment(row.author.display_name)}" if row.author else ""
+        who = f" — {fragment(name_at(row.meeting, row.author))}" if row.author else ""
         text = f"{project}{_snippet(row.text, words)}{who}"
         return Hit(date, (1, row.ref), f"{day}/S{row.ref}", text)
     if isinstance(row, AgendaItem):
@@ -195,7 +196,7 @@ def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
 
 def _item(item: AgendaItem, words: Sequence[str]) -> str:
     estimate = format_estimate(item.estimate_min, item.estimate_max)
-    who = f" — {fragment(item.proposer.display_name)}" if item.proposer else ""
+    who = f" — {fragment(name_at(item.meeting, item.proposer))}" if item.proposer else ""
     return f"{f'({estimate}) ' if estimate else ''}{_snippet(item.topic, words)}{who}"
 
 

@@ -3,6 +3,7 @@ through a real `cafebot shell` process on a real SQLite file."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,48 @@ def test_every_reply_template_keeps_to_the_house_rules(tmp_path: Path) -> None:
     for pattern, what in STYLE_RULES:
         bad = [line for line in replies if re.search(pattern, line)]
         assert not bad, f"{what}: {bad[:5]}"
+
+
+# ---------------------------------------------------------------- 7. names at past meetings
+
+
+def daily_config(tmp_path: Path) -> tuple[Path, str]:
+    """A series that meets daily, ten minutes from now: its meeting can be held now."""
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    config = tmp_path / "config.ini"
+    config.write_text(
+        f"[database]\nurl = sqlite:///{tmp_path / 'cafe.db'}\n\n"
+        f"[series:cafe]\nname = Collaboration Cafe\nschedule = FREQ=DAILY\n"
+        f"start = {soon:%H:%M}\ntimezone = UTC\n",
+        encoding="utf-8",
+    )
+    return config, soon.date().isoformat()
+
+
+def test_a_new_name_leaves_past_meetings_with_the_name_they_had(tmp_path: Path) -> None:
+    config, first = daily_config(tmp_path)
+    script = [
+        "checkin Zoe / @zoe / Lab",
+        "agenda 5m Old item",
+        "shoutout Thanks all",
+        "start",
+        "end",
+        "checkin Zoë 🎉 / @zoe / Lab",
+        "agenda 5m New item",
+        "search item",
+    ]
+    stdin = "".join(f"{line}\n" for line in script)
+    out = cafebot("shell", "--config", str(config), "--organizer", stdin=stdin).stdout
+    assert f"- **{first}/A1** (5 min) Old item — Zoe\n" in out  # as at that meeting
+    assert "/A2** (5 min) New item — Zoë 🎉" in out
+    notes = cafebot("shell", "--config", str(config), stdin=f"notes {first}\n").stdout
+    assert "- [name=Zoe] Thanks all" in notes
+    assert "[name=Zoe] (5 min): Old item" in notes
+    assert "Zoë" not in notes
+
+
+def test_unicode_emoji_go_into_the_archive_as_shortcodes(tmp_path: Path) -> None:
+    out = shell(tmp_path, "checkin Zoë 🎉 / @zoe", "shoutout Thanks 🎉 all 🚀", "notes")
+    assert "- Zoë :tada: / @zoe" in out
+    assert "- [name=Zoë :tada:] Thanks :tada: all :rocket:" in out
+    assert "🎉" not in out.split("### Check-in", 1)[1]  # the notes themselves
