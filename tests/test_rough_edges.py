@@ -13,7 +13,8 @@ from tests.test_cli import cafebot
 
 def shell(tmp_path: Path, *lines: str) -> str:
     db = f"sqlite:///{tmp_path / 'cafe.db'}"
-    result = cafebot("shell", "--db", db, stdin="".join(f"{line}\n" for line in lines))
+    stdin = "".join(f"{line}\n" for line in lines)
+    result = cafebot("shell", "--db", db, stdin=stdin, cwd=tmp_path)
     assert "Traceback" not in result.stderr, result.stderr
     return result.stdout
 
@@ -176,7 +177,7 @@ def archive(tmp_path: Path, text: str) -> str:
     path = tmp_path / "2031.md"
     path.write_text(text, encoding="utf-8")
     db = f"sqlite:///{tmp_path / 'cafe.db'}"
-    result = cafebot("archive", "import", "--db", db, str(path))
+    result = cafebot("archive", "import", "--db", db, str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     return db
 
@@ -184,7 +185,8 @@ def archive(tmp_path: Path, text: str) -> str:
 def as_person(db: str, name: str, *lines: str) -> str:
     who = f"{name} <{name.lower()}@example.org>"
     stdin = "".join(f"{line}\n" for line in lines)
-    return cafebot("shell", "--db", db, "--as", who, stdin=stdin).stdout
+    cwd = Path(db.removeprefix("sqlite:///")).parent
+    return cafebot("shell", "--db", db, "--as", who, stdin=stdin, cwd=cwd).stdout
 
 
 def test_a_first_name_finds_the_archives_people_of_that_first_name(tmp_path: Path) -> None:
@@ -250,7 +252,9 @@ def test_itsme_with_a_number_when_there_is_one_candidate(tmp_path: Path) -> None
 
 def test_a_utc_series_shows_its_time_once(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cafe.db'}"
-    out = cafebot("shell", "--db", db, "--organizer", stdin="add meeting 2031-06-24 16:00\n").stdout
+    out = cafebot(
+        "shell", "--db", db, "--organizer", stdin="add meeting 2031-06-24 16:00\n", cwd=tmp_path
+    ).stdout
     assert "Added a Collaboration Cafe on 2031-06-24, Tue 24 Jun 2031, 16:00 UTC." in out
     assert "16:00 UTC (16:00 UTC)" not in out
 
@@ -269,7 +273,9 @@ def test_a_date_written_another_way_gets_its_iso_form(
     tmp_path: Path, written: str, meant: str
 ) -> None:
     db = f"sqlite:///{tmp_path / 'cafe.db'}"
-    out = cafebot("shell", "--db", db, "--organizer", stdin=f"add meeting {written} 4pm\n").stdout
+    out = cafebot(
+        "shell", "--db", db, "--organizer", stdin=f"add meeting {written} 4pm\n", cwd=tmp_path
+    ).stdout
     assert (
         f"'{written}' is a date written another way: here dates are year-month-day, {meant}" in out
     )
@@ -280,7 +286,7 @@ def test_counts_in_the_import_summary_agree_with_their_number(tmp_path: Path) ->
     path = tmp_path / "2031.md"
     path.write_text(ARCHIVE, encoding="utf-8")
     db = f"sqlite:///{tmp_path / 'cafe.db'}"
-    out = cafebot("archive", "import", "--db", db, str(path)).stdout
+    out = cafebot("archive", "import", "--db", db, str(path), cwd=tmp_path).stdout
     assert "2031-05-20: 3 check-ins, 0 introductions, 0 shout-outs, 1 agenda item, " in out
     assert "0 free-text blocks" in out
 
@@ -310,7 +316,7 @@ def test_every_reply_template_keeps_to_the_house_rules(tmp_path: Path) -> None:
         lines += [spec.name, f"{spec.name} ???", f"{spec.name} A99 x", *spec.examples]
     db = f"sqlite:///{tmp_path / 'cafe.db'}"
     stdin = "".join(f"{line}\n" for line in lines)
-    out = cafebot("shell", "--db", db, "--organizer", stdin=stdin).stdout
+    out = cafebot("shell", "--db", db, "--organizer", stdin=stdin, cwd=tmp_path).stdout
     replies = [line for line in out.splitlines() if not line.startswith("Usage:")]
     assert len(replies) > len(lines)  # everything was answered
     for pattern, what in STYLE_RULES:
@@ -347,10 +353,10 @@ def test_a_new_name_leaves_past_meetings_with_the_name_they_had(tmp_path: Path) 
         "search item",
     ]
     stdin = "".join(f"{line}\n" for line in script)
-    out = cafebot("shell", "--config", str(config), "--organizer", stdin=stdin).stdout
+    out = cafebot("shell", "--config", str(config), "--organizer", stdin=stdin, cwd=tmp_path).stdout
     assert f"- **{first}/A1** (5 min) Old item — Zoe\n" in out  # as at that meeting
     assert "/A2** (5 min) New item — Zoë 🎉" in out
-    notes = cafebot("shell", "--config", str(config), stdin=f"notes {first}\n").stdout
+    notes = cafebot("shell", "--config", str(config), stdin=f"notes {first}\n", cwd=tmp_path).stdout
     assert "- [name=Zoe] Thanks all" in notes
     assert "[name=Zoe] (5 min): Old item" in notes
     assert "Zoë" not in notes
