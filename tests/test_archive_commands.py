@@ -166,7 +166,7 @@ def test_search_with_nothing_found(bot: Harness) -> None:
         "Nothing found for zebra crossing in the meetings of Collaboration Cafe. "
         "Try fewer or shorter words."
     )
-    assert "needs <words>" in bot.send("search").text
+    assert "`search` needs the words to look for." in bot.send("search").text
 
 
 def test_search_reads_wildcards_as_text(bot: Harness) -> None:

@@ -30,10 +30,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "archives"
 # What each fixture holds: the import's summary line per meeting, in file order.
 SUMMARIES = {
     "2029.md": [
-        "2029-12-18: 2 check-ins, 1 introductions, 2 shout-outs, 3 agenda items, "
-        "0 free-text blocks",
-        "2029-11-20: 1 check-ins, 0 introductions, 0 shout-outs, 0 agenda items, "
-        "0 free-text blocks",
+        "2029-12-18: 2 check-ins, 1 introduction, 2 shout-outs, 3 agenda items, 0 free-text blocks",
+        "2029-11-20: 1 check-in, 0 introductions, 0 shout-outs, 0 agenda items, 0 free-text blocks",
     ],
     "2030.md": [
         "2030-12-15: 5 check-ins, 0 introductions, 0 shout-outs, 0 agenda items, "
@@ -42,10 +40,8 @@ SUMMARIES = {
         "0 free-text blocks",
         "2030-10-20: 2 check-ins, 0 introductions, 3 shout-outs, 4 agenda items, "
         "5 free-text blocks",
-        "2030-09-15: 0 check-ins, 0 introductions, 0 shout-outs, 0 agenda items, "
-        "1 free-text blocks",
-        "2030-08-18: 2 check-ins, 1 introductions, 0 shout-outs, 3 agenda items, "
-        "1 free-text blocks",
+        "2030-09-15: 0 check-ins, 0 introductions, 0 shout-outs, 0 agenda items, 1 free-text block",
+        "2030-08-18: 2 check-ins, 1 introduction, 0 shout-outs, 3 agenda items, 1 free-text block",
     ],
     # The issue's own example line, from a meeting of our own.
     "2031.md": [
@@ -53,10 +49,8 @@ SUMMARIES = {
         "2 free-text blocks",
     ],
     "odd.md": [
-        "2028-06-20: 1 check-ins, 0 introductions, 0 shout-outs, 1 agenda items, "
-        "4 free-text blocks",
-        "2028-05-16: 0 check-ins, 0 introductions, 0 shout-outs, 1 agenda items, "
-        "2 free-text blocks",
+        "2028-06-20: 1 check-in, 0 introductions, 0 shout-outs, 1 agenda item, 4 free-text blocks",
+        "2028-05-16: 0 check-ins, 0 introductions, 0 shout-outs, 1 agenda item, 2 free-text blocks",
     ],
 }
 

@@ -90,7 +90,7 @@ def test_checkin_without_fields_uses_the_zulip_name(bot: Harness) -> None:
         pytest.param(
             "Ada / [@ada](https://github.com/ada) / Lab", ("Ada", "ada", "Lab"), id="handle-link"
         ),
-        pytest.param("Ada / @ada / Lab / Sub", ("Ada", "ada", "Lab / Sub"), id="slash-in-aff"),
+        pytest.param("Ada / @ada / Lab/Sub", ("Ada", "ada", "Lab/Sub"), id="slash-in-aff"),
     ],
 )
 def test_checkin_fields(bot: Harness, text: str, expected: tuple[str | None, ...]) -> None:
@@ -130,7 +130,7 @@ def test_intro_and_shoutouts(bot: Harness) -> None:
 
 def test_missing_text_gets_usage(bot: Harness) -> None:
     answer = bot.send("intro")
-    assert "`intro` needs <text> text" in answer.text
+    assert "`intro` needs a line about yourself." in answer.text
     assert "intro I maintain a small plotting library." in answer.text
     assert bot.rows(Introduction) == []
 

@@ -411,7 +411,7 @@ class Bot:
             )
             if spec.who is Who.ORGANIZER and not ctx.is_organizer:
                 raise PermissionDenied(
-                    f"Only the organisers of the {series.name} may use `{spec.name}`. "
+                    f"Only the organisers of the {series.name} may use `{spec.called}`. "
                     "Ask one of them (they are listed in the bot's configuration)."
                 )
             series_id = ctx.series_row.id

@@ -9,8 +9,8 @@ from __future__ import annotations
 from cafebot.cafe import meetings
 from cafebot.cafe.context import Context
 from cafebot.commands.converters import format_estimate
-from cafebot.core.text import inline, one_line, zulip_time
-from cafebot.storage.models import AgendaItem, Meeting
+from cafebot.core.text import fragment, one_line, zulip_time
+from cafebot.storage.models import AgendaItem, Meeting, name_at
 
 
 def open_items(meeting: Meeting) -> list[AgendaItem]:
@@ -38,8 +38,8 @@ def item_line(item: AgendaItem) -> str:
     estimate = (
         f"({format_estimate(item.estimate_min, item.estimate_max)}) " if item.estimate_min else ""
     )
-    who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
-    return f"A{item.ref} {estimate}{inline(item.topic)}{who}"
+    who = f" — {fragment(name_at(item.meeting, item.proposer))}" if item.proposer else ""
+    return f"A{item.ref} {estimate}{fragment(item.topic)}{who}"
 
 
 def estimate_prefix(low: int | None, high: int | None) -> str:
@@ -58,7 +58,7 @@ def listing(ctx: Context, meeting: Meeting) -> str:
     """Every entry of ``meeting`` with its reference, and the agenda's total estimate."""
     state = meetings.status(meeting, ctx.now).value
     lines = [
-        f"**{inline(ctx.series.name)} · {meeting.date.isoformat()}** "
+        f"**{fragment(ctx.series.name)} · {meeting.date.isoformat()}** "
         f"({zulip_time(meeting.starts_at)}, {state})",
         "",
         "**Agenda**",
@@ -67,36 +67,36 @@ def listing(ctx: Context, meeting: Meeting) -> str:
     if not items:
         lines.append("No items yet. Propose one: `agenda 10m Release plans`")
     for item in items:
-        who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
+        who = f" — {fragment(name_at(meeting, item.proposer))}" if item.proposer else ""
         carried = f" _(carried over from {item.carried_from})_" if item.carried_from else ""
         done = " ✔" if item.state.value == "done" else ""
         lines.append(
             f"- **A{item.ref}** {estimate_prefix(item.estimate_min, item.estimate_max)}"
-            f"{inline(item.topic)}{who}{carried}{done}"
+            f"{fragment(item.topic)}{who}{carried}{done}"
         )
     moved = [i for i in meeting.agenda_items if i.moved_to is not None]
     for item in sorted(moved, key=lambda i: i.ref):
-        lines.append(f"- ~~A{item.ref} {inline(item.topic)}~~ moved to {item.moved_to}")
+        lines.append(f"- ~~A{item.ref} {fragment(item.topic)}~~ moved to {item.moved_to}")
     lines.append(total_line(ctx, meeting))
     if meeting.checkins:
         lines += ["", f"**Check-ins** ({len(meeting.checkins)})"]
         for c in meeting.checkins:
             fields = [c.name] + ([f"@{c.github}"] if c.github else [])
             fields += [c.affiliation] if c.affiliation else []
-            lines.append(f"- **C{c.ref}** {inline(' / '.join(fields))}")
+            lines.append(f"- **C{c.ref}** {fragment(' / '.join(fields))}")
     if meeting.introductions:
         lines += ["", "**Introductions**"]
         for i in meeting.introductions:
-            lines.append(f"- **I{i.ref}** {inline(i.person.display_name)}: {_short(i.text)}")
+            lines.append(f"- **I{i.ref}** {fragment(name_at(meeting, i.person))}: {_short(i.text)}")
     if meeting.shoutouts:
         lines += ["", "**Shout-outs**"]
         for s in meeting.shoutouts:
-            project = f"[{inline(s.project)}] " if s.project else ""
-            who = f" — {inline(s.author.display_name)}" if s.author else ""
+            project = f"[{fragment(s.project)}] " if s.project else ""
+            who = f" — {fragment(name_at(meeting, s.author))}" if s.author else ""
             lines.append(f"- **S{s.ref}** {project}{_short(s.text)}{who}")
     return "\n".join(lines)
 
 
 def _short(text: str, limit: int = 200) -> str:
     flat = one_line(text)
-    return inline(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+    return fragment(flat if len(flat) <= limit else flat[: limit - 1] + "…")

@@ -16,7 +16,7 @@ from cafebot.cafe.entries import add_notes, note_lines, update_entry
 from cafebot.commands.converters import Mention, Ref
 from cafebot.commands.errors import UserError
 from cafebot.commands.registry import Spec
-from cafebot.core.text import clean
+from cafebot.core.text import clean, continuation_text
 from cafebot.storage.models import AgendaItem, CheckIn, Introduction, ItemNote, NoteKind, ShoutOut
 
 # The command that makes each kind of entry, by its name in the registry.
@@ -77,7 +77,8 @@ def follow_edit(
             update_entry(ctx, entry, rest, whole=True)
             _replace_own_notes(ctx, entry, note_lines(more))
         else:
-            text = "\n".join([rest, *more]).strip() if spec.more_lines == "text" else rest
+            lines = continuation_text(more)
+            text = "\n".join([rest, *lines]).strip() if spec.more_lines == "text" else rest
             update_entry(ctx, entry, text, whole=True)
         return label
     note = notes[0]

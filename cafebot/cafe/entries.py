@@ -13,10 +13,18 @@ from sqlalchemy.orm.attributes import set_committed_value
 from cafebot.cafe import people
 from cafebot.cafe.agenda import listing, open_items, renumber
 from cafebot.cafe.context import Context, Entry
-from cafebot.commands.converters import ConversionError, Estimate, Mention, Position, Project, Ref
+from cafebot.commands.converters import (
+    ConversionError,
+    Estimate,
+    InvalidValue,
+    Mention,
+    Position,
+    Project,
+    Ref,
+)
 from cafebot.commands.errors import UserError
 from cafebot.commands.registry import ACK, OVER_SLOT, Outcome, Who, command
-from cafebot.core.text import clean, one_line
+from cafebot.core.text import bullet_lines, clean, one_line
 from cafebot.storage.models import (
     AgendaItem,
     Base,
@@ -37,6 +45,10 @@ MAX_TOPIC = 300
 GITHUB_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 # A "/" separates fields, except inside a Markdown link's (address).
 _FIELD_SPLIT_RE = re.compile(r"/(?![^(]*\))")
+# A field separator as people write it between fields (an affiliation "Jupyter/Binder"
+# has a slash of its own, without the spaces).
+_SPACED_SPLIT_RE = re.compile(r"\s/\s(?![^(]*\))")
+_EMPTY_PROJECT_RE = re.compile(r"^\s*\[\s*\]\s*")
 _GITHUB_LINK_RE = re.compile(r"^\[@?([^\]]+)\]\(https?://github\.com/[^)]*\)$")
 
 
@@ -83,6 +95,12 @@ def parse_checkin(text: str | None) -> CheckinFields:
     elif len(parts) == 3:
         github = _handle(parts[1]) if parts[1] else None
         affiliation = parts[2] or None
+        if _SPACED_SPLIT_RE.search(_FIELD_SPLIT_RE.split(text, maxsplit=2)[2]):
+            raise UserError(
+                "A check-in has three fields: your name / GitHub handle / affiliation "
+                "(any of them may be left out). This one has more.",
+                example="checkin Ada Lovelace / @ada / Analytical Engines",
+            )
     if name and len(name) > MAX_NAME:
         raise UserError(f"A name can be at most {MAX_NAME} characters.")
     if affiliation and len(affiliation) > MAX_AFFILIATION:
@@ -254,6 +272,13 @@ def intro(ctx: Context, text: str) -> Outcome:
 )
 def shoutout(ctx: Context, project: Project | None, text: str) -> Outcome:
     """Celebrate something great, optionally grouped under a project in [brackets]."""
+    # "[]" or "[ ]" names no project; with nothing after it, nothing is celebrated.
+    text = _EMPTY_PROJECT_RE.sub("", text, count=1)
+    if not text.strip():
+        raise UserError(
+            "What should the shout-out say? Write it after the project, if you give one.",
+            example="shoutout [Jupyter Book] Site footers landed!",
+        )
     meeting = ctx.target_meeting()
     shout = ShoutOut(
         ref=next_ref(ctx.session, meeting, "S"),
@@ -271,7 +296,17 @@ def shoutout(ctx: Context, project: Project | None, text: str) -> Outcome:
 
 
 def note_lines(lines: list[str]) -> list[str]:
-    return [clean(line) for line in lines if line.strip()]
+    """The notes the lines after an agenda item's first make: one a line, and a bullet
+    indented under another goes under that note (rendered one level deeper)."""
+    notes: list[str] = []
+    for depth, line in bullet_lines(lines):
+        if not line.strip():
+            continue
+        if depth and notes:
+            notes[-1] += "\n" + clean(line)
+        else:
+            notes.append(clean(line))
+    return notes
 
 
 def add_notes(
@@ -313,10 +348,10 @@ _LAST_NOTE = select(func.max(ItemNote.position)).where(ItemNote.item_id == bindp
 def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcome:
     """Propose an agenda item with a time estimate, or (alone) list the agenda.
 
-    Estimates: `5m`, `5 min`, `(10 mins)`, `10-15m`, `1h`. Further lines of
-    your message become the item's first notes. The bot reacts with a check mark;
-    an hourglass beside it means the agenda now needs more time than the meeting
-    has (`list` shows the total against the slot).
+    Estimates: `5m`, `5 min`, `(10 mins)`, `10-15m`, `1h`, `1.5h`, `~20 min`,
+    `half an hour`. Further lines of your message become the item's first notes.
+    The bot reacts with a check mark; an hourglass beside it means the agenda now
+    needs more time than the meeting has (`list` shows the total against the slot).
     """
     if topic is None:
         if estimate is not None:
@@ -387,6 +422,9 @@ def update_entry(ctx: Context, entry: Entry, text: str, *, whole: bool = False) 
     if isinstance(entry, AgendaItem):
         try:
             estimate, rest = Estimate.consume(text)
+        except InvalidValue as exc:
+            # Read as `agenda` reads it: meant as an estimate, and not a usable one.
+            raise UserError(f"{exc}.", example=f"edit A{entry.ref} 15m {entry.topic}") from None
         except ConversionError:
             estimate, rest = None, text
         if estimate is not None or whole:
@@ -402,7 +440,7 @@ def update_entry(ctx: Context, entry: Entry, text: str, *, whole: bool = False) 
         try:
             project, rest = Project.consume(text)
         except ConversionError:
-            project, rest = None, text
+            project, rest = None, _EMPTY_PROJECT_RE.sub("", text, count=1)
         if not rest.strip():
             raise UserError("What should the shout-out say?", example="edit S1 [Quill] New docs!")
         entry.project = project.value if project else (None if whole else entry.project)

@@ -8,7 +8,7 @@ from cafebot.cafe.context import Context
 from cafebot.commands.converters import MeetingDate
 from cafebot.commands.errors import UserError
 from cafebot.commands.registry import REGISTRY, Outcome, command, help_for, help_overview
-from cafebot.core.text import inline, one_line, zulip_time
+from cafebot.core.text import fragment, one_line, zulip_time
 
 
 @command("list", aliases=("ls", "entries"), examples=("list",), group="Meetings")
@@ -21,7 +21,7 @@ def list_entries(ctx: Context) -> Outcome:
 def next_meeting(ctx: Context) -> Outcome:
     """When the next meeting is (in your own time zone), its link and agenda."""
     meeting = ctx.target_meeting()
-    name = inline(ctx.series.name)
+    name = fragment(ctx.series.name)
     minutes = int(ctx.series.duration.total_seconds() // 60)
     if meetings.status(meeting, ctx.now) is meetings.Status.CURRENT:
         head = f"The {name} is on now: it started {zulip_time(meeting.starts_at)}."
@@ -35,7 +35,7 @@ def next_meeting(ctx: Context) -> Outcome:
         lines.append(f"Agenda ({len(items)} item{'s' if len(items) != 1 else ''}):")
         for item in items:
             estimate = estimate_prefix(item.estimate_min, item.estimate_max)
-            lines.append(f"- A{item.ref} {estimate}{inline(item.topic)}")
+            lines.append(f"- A{item.ref} {estimate}{fragment(item.topic)}")
         lines.append(total_line(ctx, meeting))
     else:
         lines.append("The agenda is empty so far: `agenda 10m Your topic` adds an item.")

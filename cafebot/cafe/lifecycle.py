@@ -392,10 +392,13 @@ def add_meeting(ctx: Context, what: Keyword, which: MeetingDate, at: TimeOfDay) 
         added=True,
     )
     ctx.session.add(meeting)
+    # The time as given, in the series' zone, where it differs from how Zulip shows it.
+    utc = ctx.series.timezone.upper() in {"UTC", "ETC/UTC", "GMT", "ETC/GMT", "Z"}
+    local_time = "" if utc else f" ({at.value:%H:%M} {ctx.series.timezone})"
     return Outcome(
         reply=(
-            f"Added a {inline(ctx.series.name)} on {which.date}, {zulip_time(starts_at)} "
-            f"({at.value:%H:%M} {ctx.series.timezone})."
+            f"Added a {inline(ctx.series.name)} on {which.date}, {zulip_time(starts_at)}"
+            f"{local_time}."
         ),
         replan=True,
     )

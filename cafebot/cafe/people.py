@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, distinct, func, select, update
 from sqlalchemy.orm import Session
@@ -112,24 +113,38 @@ def unlinked_with_handle(session: Session, github: str) -> Person | None:
 
 
 def unlinked_named(session: Session, name: str, github: str | None = None) -> list[Person]:
-    """People without a Zulip account called exactly ``name`` (letter case aside).
+    """People without a Zulip account who may be ``name``: those called exactly that
+    (letter case aside), or failing them, for a first name alone, those whose first
+    name it is (the archive's ``[name=Priya]`` tags are Priya Raman's).
 
     Someone whose known handle differs from ``github`` is someone else.
     """
     wanted = " ".join(name.split()).casefold()
     if not wanted:
         return []
+    exact = _unlinked(session, func.lower(Person.name) == wanted.lower(), github)
+    found = [p for p in exact if _words(p.name) == wanted]
+    if found or " " in wanted:
+        return found
+    pattern = wanted.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    starting = _unlinked(session, func.lower(Person.name).like(f"{pattern} %", escape="\\"), github)
+    return [p for p in starting if _words(p.name).split(" ", 1)[0] == wanted]
+
+
+def is_first_name_match(person: Person, name: str) -> bool:
+    """Whether ``person`` was found for ``name`` by their first name only."""
+    return _words(person.name) != " ".join(name.split()).casefold()
+
+
+def _words(name: str | None) -> str:
+    return " ".join((name or "").split()).casefold()
+
+
+def _unlinked(session: Session, condition: Any, github: str | None) -> list[Person]:
     found = session.scalars(
-        select(Person)
-        .where(Person.zulip_user_id.is_(None), func.lower(Person.name) == wanted.lower())
-        .order_by(Person.id)
+        select(Person).where(Person.zulip_user_id.is_(None), condition).order_by(Person.id)
     )
-    return [
-        p
-        for p in found
-        if " ".join((p.name or "").split()).casefold() == wanted
-        and not (github and p.github and p.github.lower() != github.lower())
-    ]
+    return [p for p in found if not (github and p.github and p.github.lower() != github.lower())]
 
 
 def merge(session: Session, keep: Person, gone: Person) -> None:
@@ -180,13 +195,18 @@ def link_offer(session: Session, person: Person, name: str, github: str | None) 
     found = [p for p in unlinked_named(session, name, github) if p.id != person.id]
     if not found:
         return None
+    called = (
+        f"whose first name is {inline(name)}"
+        if is_first_name_match(found[0], name)
+        else f"called {inline(name)}"
+    )
     if len(found) == 1:
         return (
             f"The notes archive has {_candidate(session, found[0])}. If that's you, say "
             "`itsme` and that history becomes yours (I won't take you for a newcomer again). "
             "If not, introduce yourself with `intro …`."
         )
-    lines = [f"The notes archive has {len(found)} people called {inline(name)}:"]
+    lines = [f"The notes archive has {len(found)} people {called}:"]
     lines += [f"{n}. {_candidate(session, p)}" for n, p in enumerate(found, start=1)]
     lines.append("If one of them is you, say `itsme 1` (or its number); if not, say `intro …`.")
     return "\n".join(lines)
@@ -222,15 +242,22 @@ def itsme(ctx: Context, number: str | None) -> Outcome:
     choice = 1 if number is None else _number(number, len(found))
     chosen = found[choice - 1]
     past = history(ctx.session, chosen)
+    shown = chosen.name or name
     merge(ctx.session, person, chosen)
     return Outcome(
-        reply=f"Done: the notes archive's {inline(name)} ({past.describe()}) is you now.",
+        reply=f"Done: the notes archive's {inline(shown)} ({past.describe()}) is you now.",
         reactions=("check",),
     )
 
 
 def _number(text: str, count: int) -> int:
     value = text.strip()
+    if count == 1 and value != "1":
+        raise UserError(
+            "The notes archive has only one person of that name: say `itsme` alone.",
+            show_usage=False,
+            example="itsme",
+        )
     if not value.isdigit() or not 1 <= int(value) <= count:
         raise UserError(
             f"Give the number of the person from the list: 1 to {count}.",

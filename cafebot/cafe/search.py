@@ -23,7 +23,7 @@ from cafebot.cafe.context import Context
 from cafebot.commands.converters import format_estimate
 from cafebot.commands.errors import UserError
 from cafebot.commands.registry import Outcome, command
-from cafebot.core.text import inline, one_line
+from cafebot.core.text import fragment, one_line
 from cafebot.storage.models import (
     AgendaItem,
     ArchiveBlock,
@@ -33,6 +33,7 @@ from cafebot.storage.models import (
     Meeting,
     Person,
     ShoutOut,
+    name_at,
 )
 
 MAX_HITS = 15  # shown in one reply
@@ -82,11 +83,11 @@ def _joined(*parts: SQLColumnExpression[Any]) -> ColumnElement[str]:
 def _snippet(text: str, words: Sequence[str]) -> str:
     flat = one_line(text)
     if len(flat) <= SNIPPET:
-        return inline(flat)
+        return fragment(flat)
     at = max(0, flat.lower().find(words[0].lower()))
     start = max(0, min(at - SNIPPET // 3, len(flat) - SNIPPET))
     piece = flat[start : start + SNIPPET].strip()
-    return inline(("…" if start else "") + piece + ("…" if start + SNIPPET < len(flat) else ""))
+    return fragment(("…" if start else "") + piece + ("…" if start + SNIPPET < len(flat) else ""))
 
 
 def _in_series(query: Select[Any, Any], ctx: Context) -> Select[Any, Any]:
@@ -167,14 +168,14 @@ def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
     day = date.isoformat()
     if isinstance(row, CheckIn):
         fields = [row.name, f"@{row.github}" if row.github else "", row.affiliation or ""]
-        text = "checked in: " + inline(" / ".join(f for f in fields if f))
+        text = "checked in: " + fragment(" / ".join(f for f in fields if f))
         return Hit(date, (3, row.ref), f"{day}/C{row.ref}", text)
     if isinstance(row, Introduction):
-        name = inline(row.person.display_name) if row.person else "someone"
+        name = fragment(name_at(row.meeting, row.person)) if row.person else "someone"
         return Hit(date, (2, row.ref), f"{day}/I{row.ref}", f"{name}: {_snippet(row.text, words)}")
     if isinstance(row, ShoutOut):
-        project = f"[{inline(row.project)}] " if row.project else ""
-        who = f" — {inline(row.author.display_name)}" if row.author else ""
+        project = f"[{fragment(row.project)}] " if row.project else ""
+        who = f" — {fragment(name_at(row.meeting, row.author))}" if row.author else ""
         text = f"{project}{_snippet(row.text, words)}{who}"
         return Hit(date, (1, row.ref), f"{day}/S{row.ref}", text)
     if isinstance(row, AgendaItem):
@@ -195,7 +196,7 @@ def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
 
 def _item(item: AgendaItem, words: Sequence[str]) -> str:
     estimate = format_estimate(item.estimate_min, item.estimate_max)
-    who = f" — {inline(item.proposer.display_name)}" if item.proposer else ""
+    who = f" — {fragment(name_at(item.meeting, item.proposer))}" if item.proposer else ""
     return f"{f'({estimate}) ' if estimate else ''}{_snippet(item.topic, words)}{who}"
 
 
@@ -217,10 +218,10 @@ def search(ctx: Context, words: str) -> Outcome:
     shown = " ".join(f'"{w}"' if " " in w else w for w in wanted)
     if not hits:
         return Outcome(
-            reply=f"Nothing found for {inline(shown)} in the meetings of "
-            f"{inline(ctx.series.name)}. Try fewer or shorter words."
+            reply=f"Nothing found for {fragment(shown)} in the meetings of "
+            f"{fragment(ctx.series.name)}. Try fewer or shorter words."
         )
-    head = f"**{total} found** for {inline(shown)}, newest first"
+    head = f"**{total} found** for {fragment(shown)}, newest first"
     if total > len(hits):
         head += f" (the {len(hits)} newest shown; add words to narrow it down)"
     lines = [head + ":"] + [f"- **{h.ref}** {h.text}" for h in hits]

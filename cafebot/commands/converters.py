@@ -59,6 +59,34 @@ class Ref:
         return f"{self.date.isoformat()}/{self.label}" if self.date else self.label
 
 
+_OTHER_DATE_RE = re.compile(r"^(\d{1,4})[/.](\d{1,2})[/.](\d{1,4})$")
+
+
+def _other_date_form(word: str) -> str | None:
+    """How to write ``22/12/2026``, ``12/22/2026``, ``2026/12/22`` or ``22.12.2026`` as
+    year-month-day: the one reading, or both where day and month could swap."""
+    m = _OTHER_DATE_RE.match(word)
+    if not m:
+        return None
+    a, b, c = (int(g) for g in m.groups())
+    if len(m.group(1)) == 4:
+        readings = [(a, b, c)]
+    elif len(m.group(3)) == 4:
+        readings = [(c, b, a), (c, a, b)]  # day/month/year, month/day/year
+    else:
+        return None
+    valid = []
+    for year, month, day in readings:
+        try:
+            valid.append(dt.date(year, month, day).isoformat())
+        except ValueError:
+            continue
+    valid = list(dict.fromkeys(valid))
+    if not valid:
+        return None
+    return f"`{valid[0]}`" if len(valid) == 1 else f"`{valid[0]}` or `{valid[1]}`"
+
+
 @dataclass(frozen=True)
 class MeetingDate:
     """A meeting chosen by date (``2031-06-17``) or as ``last`` / ``next``."""
@@ -75,6 +103,12 @@ class MeetingDate:
         if word.lower() in {"last", "next"}:
             return cls(relative=word.lower()), rest
         if not re.match(r"^\d{4}-\d{2}-\d{2}$", word):
+            other = _other_date_form(word)
+            if other:
+                raise InvalidValue(
+                    f"'{_shown(word)}' is a date written another way: here dates are "
+                    f"year-month-day, {other}"
+                )
             raise ConversionError(
                 f"'{_shown(word)}' is not a date: write it as 2031-06-17, last or next"
             )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cafebot.commands.converters import ConversionError, InvalidValue
 from cafebot.commands.errors import UserError
+from cafebot.core.text import continuation_text
 
 if TYPE_CHECKING:
     from cafebot.core.chat import Chat
@@ -102,6 +103,14 @@ class Spec:
     group: str = "Entries"
 
     @property
+    def called(self) -> str:
+        """The command as people type it: ``add meeting`` where a fixed word follows it."""
+        first = self.params[0].converter if self.params else None
+        if first is not None and getattr(first, "literal", False) and self.examples:
+            return " ".join(self.examples[0].split()[:2])
+        return self.name
+
+    @property
     def usage(self) -> str:
         return " ".join([self.name, *(p.shown for p in self.params)])
 
@@ -122,10 +131,10 @@ class Spec:
             if param.converter is None:
                 value = rest.strip()
                 if self.more_lines == "text" and more:
-                    value = "\n".join([value, *more]).strip()
+                    value = "\n".join([value, *continuation_text(more)]).strip()
                 if not value:
                     if not param.optional:
-                        raise UserError(f"`{self.name}` needs {param.shown} text.")
+                        raise UserError(f"`{self.name}` needs {_missing(self.name, param)}.")
                     args[param.name] = None
                 else:
                     if len(value) > self.max_text:
@@ -140,7 +149,10 @@ class Spec:
                 if param.optional:
                     args[param.name] = None
                     continue
-                raise UserError(f"`{self.name}` needs {param.shown}.")
+                raise UserError(
+                    f"`{self.name}` needs {_article(param.converter.name)}, "
+                    f"like `{param.converter.example}`."
+                )
             try:
                 args[param.name], rest = param.converter.consume(rest)
             except ConversionError as exc:
@@ -277,11 +289,35 @@ def help_for(spec: Spec) -> str:
     return "\n".join(lines)
 
 
+# What a command's text is, for "`note` needs the note's text." (else "its <name>").
+_TEXT_IS = {
+    "edit": "the new text after the reference",
+    "note": "the note's text",
+    "decision": "the decision's text",
+    "action": "what is to be done",
+    "shoutout": "what to celebrate",
+    "intro": "a line about yourself",
+    "search": "the words to look for",
+}
+
+
+def _article(name: str) -> str:
+    """``a reference``, ``a date``, ``an estimate``: what a converter's value is called."""
+    word = {"ref": "reference"}.get(name, name).strip("[]<>@")
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _missing(command: str, param: Param) -> str:
+    return _TEXT_IS.get(command, f"its {param.name.replace('_', ' ')}")
+
+
 def unknown_command(word: str, registry: Registry = REGISTRY) -> UserError:
     guess = registry.suggest(word)
     hint = f" Did you mean `{guess}`?" if guess else ""
+    spec = registry.find(guess) if guess else None
     return UserError(
         f"I don't know the command `{word[:40]}`.{hint} Say `help` for the list.",
         show_usage=False,
-        example="agenda 10m Release plans",
+        # The example of the command meant, where there is a guess.
+        example=spec.examples[0] if spec and spec.examples else "agenda 10m Release plans",
     )

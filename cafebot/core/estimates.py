@@ -39,12 +39,55 @@ def split_word(text: str) -> tuple[str, str]:
 
 
 _UNIT = r"(?P<unit>m|mins?|minutes?|h|hrs?|hours?)\.?"
+_NUMBER = r"\d{1,3}(?:[.,]\d{1,2})?"  # 1.5h, and 1,5h as many write it
+# "~5 min", "about 5 min": the estimate is approximate anyway; the mark is dropped.
+_ABOUT = r"(?:~\s*|(?:about|around|approx\.?|approximately|ca\.|circa|roughly)\s+)?"
 _ESTIMATE_RE = re.compile(
-    r"^\(?\s*(?P<lo>\d{1,3})\s*(?:(?:-|\u2013|\u2014|to)\s*(?P<hi>\d{1,3})\s*)?"
+    r"^\(?\s*"
+    + _ABOUT
+    + rf"(?P<lo>{_NUMBER})\s*(?:(?:-|\u2013|\u2014|to)\s*~?\s*(?P<hi>{_NUMBER})\s*)?"
     + _UNIT
     + r"\s*\)?:?(?=\s|$)",
     re.IGNORECASE,
 )
+# Durations written out, in minutes.
+_SPELLED = {
+    "half an hour": 30,
+    "half a hour": 30,
+    "half-hour": 30,
+    "half hour": 30,
+    "a quarter of an hour": 15,
+    "quarter of an hour": 15,
+    "a quarter hour": 15,
+    "quarter hour": 15,
+    "an hour and a half": 90,
+    "one and a half hours": 90,
+}
+_SPELLED_RE = re.compile(
+    r"^\(?\s*"
+    + _ABOUT
+    + "(?P<words>"
+    + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_SPELLED, key=len)[::-1])
+    + r")\s*\)?:?(?=\s|$)",
+    re.IGNORECASE,
+)
+# What reads as an attempt at an estimate that is not one ("5mn", "~5", "2h30", "10 secs",
+# "15-10m" is caught by the range check): said so, rather than filed under the topic.
+_LOOKS_LIKE_RE = re.compile(
+    r"^\(?\s*(?:~\s*\d[\d.,]*(?=\s|$)"
+    r"|~?\s*\d[\d.,]*\s*(?:-\s*\d[\d.,]*\s*)?(?:mn|mns|minut\w*|mins?\w+|hs|hrs\w+|hours\w+"
+    r"|h\d+\w*|secs?|seconds?)\.?\)?:?(?=\s|$))",
+    re.IGNORECASE,
+)
+
+
+def _minutes(number: str, unit: str, whole: str) -> int:
+    """``number`` of ``unit`` in whole minutes; InvalidValue for a fraction of a minute."""
+    value = float(number.replace(",", "."))
+    minutes = value * (60 if unit.lower().startswith("h") else 1)
+    if abs(minutes - round(minutes)) > 1e-9:
+        raise InvalidValue(f"'{whole}' is not a whole number of minutes")
+    return round(minutes)
 
 
 @dataclass(frozen=True)
@@ -66,12 +109,32 @@ class Estimate:
 
     @classmethod
     def consume(cls, text: str) -> tuple[Self, str]:
+        """An estimate at the start of ``text``: ``10m``, ``5 min``, ``(10-15 mins)``,
+        ``1.5h``, ``~5 minutes``, ``about 20 min``, ``half an hour``.
+
+        Raises :class:`InvalidValue` for what is meant as one but cannot be used
+        (``15-10m``, ``0m``, ``5mn``, ``~5``), ConversionError when the text does not
+        start with an estimate at all.
+        """
+        spelled = _SPELLED_RE.match(text)
+        if spelled:
+            words = " ".join(spelled.group("words").lower().split())
+            return cls(_SPELLED[words]), text[spelled.end() :].lstrip()
         m = _ESTIMATE_RE.match(text)
         if not m:
-            raise ConversionError(f"'{shown(split_word(text)[0])}' is not a time estimate")
-        factor = 60 if m.group("unit").lower().startswith("h") else 1
-        low = int(m.group("lo")) * factor
-        high = int(m.group("hi")) * factor if m.group("hi") else None
+            word = shown(split_word(text)[0])
+            looks = _LOOKS_LIKE_RE.match(text)
+            if looks:
+                raise InvalidValue(
+                    f"'{shown(looks.group(0).strip())}' looks like a time estimate, but it "
+                    "is not one I can read: write it like `5m`, `10-15 min`, `1.5h` or "
+                    "`half an hour`"
+                )
+            raise ConversionError(f"'{word}' is not a time estimate")
+        whole = m.group(0).strip()
+        unit = m.group("unit")
+        low = _minutes(m.group("lo"), unit, whole)
+        high = _minutes(m.group("hi"), unit, whole) if m.group("hi") else None
         if high == low:
             high = None
         if low <= 0 or (high is not None and high < low):

@@ -146,6 +146,38 @@ def inline(text: str, *, zulip: bool = False) -> str:
     return escape_line_start(fragment(text), zulip=zulip)
 
 
+# A list marker opening a continuation line: "- ", "* ", "+ ", "• ", "1. " or "1) ".
+_LIST_MARKER_RE = re.compile(r"^(?P<indent>[ \t]*)(?:[-*+\u2022]|\d{1,3}[.)])[ \t]+(?=\S)")
+
+
+def bullet_lines(lines: list[str]) -> list[tuple[int, str]]:
+    """The lines after a command's first, as (depth, text).
+
+    A line that opens with a list marker is written as a bullet: the marker goes,
+    and its indentation says how deep it is (0 unindented, 1 indented under the
+    line before). Other lines are taken as written, at depth 0.
+    """
+    out: list[tuple[int, str]] = []
+    for line in lines:
+        m = _LIST_MARKER_RE.match(line)
+        if m is None:
+            out.append((0, line))
+        else:
+            out.append((1 if m.group("indent") else 0, line[m.end() :]))
+    return out
+
+
+def continuation_text(lines: list[str]) -> list[str]:
+    """The lines after a command's first, list markers dropped (an entry's text nests
+    its lines one level: notes-format.md has no deeper nesting under an entry)."""
+    return [text for _, text in bullet_lines(lines)]
+
+
+def counted(number: int, singular: str, plural: str | None = None) -> str:
+    """``1 check-in``, ``2 check-ins``, ``0 check-ins``."""
+    return f"{number} {singular if number == 1 else (plural or singular + 's')}"
+
+
 def text_lines(text: str) -> list[str]:
     """The non-empty lines of multi-line user text, as fragments (not yet line-start safe)."""
     return [line for line in (fragment(raw) for raw in clean(text).split("\n")) if line]

@@ -15,13 +15,9 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from cafebot.bot.app import App
-<<<<<<< HEAD
-from cafebot.commands.registry import REACTION_GLOSS
-=======
-from cafebot.commands.registry import REGISTRY
+from cafebot.commands.registry import REACTION_GLOSS, REGISTRY
 from cafebot.core.config import format_duration
 from cafebot.core.text import zulip_time
->>>>>>> issue17-ops
 from cafebot.edge.handler import CafeHandler
 
 # Shell users get ids far above any real Zulip user id, derived from their email.

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from cafebot.core.estimates import ConversionError, Estimate
-from cafebot.core.text import unescape
+from cafebot.core.text import counted, unescape
 from cafebot.storage.models import NoteKind
 
 # The standard sections, and where text before the first of them belongs.
@@ -110,12 +110,15 @@ class ParsedMeeting:
         return hashlib.sha256(normalise(self.source).encode("utf-8")).hexdigest()
 
     def summary(self) -> str:
-        """``2031-05-20: 5 check-ins, 2 introductions, 3 shout-outs, 5 agenda items, 2 free-text
-        blocks`` (a fixed form, so that scripts can read it)."""
+        """``2031-05-20: 5 check-ins, 1 introduction, 3 shout-outs, 5 agenda items, 2 free-text
+        blocks`` (a fixed form, so that scripts can read it: every count is there, singular
+        for 1)."""
         return (
-            f"{self.date.isoformat()}: {len(self.checkins)} check-ins, "
-            f"{len(self.intros)} introductions, {len(self.shoutouts)} shout-outs, "
-            f"{len(self.items)} agenda items, {self.free_text_blocks} free-text blocks"
+            f"{self.date.isoformat()}: {counted(len(self.checkins), 'check-in')}, "
+            f"{counted(len(self.intros), 'introduction')}, "
+            f"{counted(len(self.shoutouts), 'shout-out')}, "
+            f"{counted(len(self.items), 'agenda item')}, "
+            f"{counted(self.free_text_blocks, 'free-text block')}"
         )
 
 

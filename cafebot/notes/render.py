@@ -17,6 +17,9 @@ import enum
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import emoji
 
 from cafebot.core.config import SeriesSettings
 from cafebot.core.estimates import format_estimate
@@ -58,6 +61,14 @@ _UNDERSCORE_ITALIC_RE = re.compile(r"^_(\S(?:.*\S)?)_$")
 # A second check-in field that reads as a GitHub handle (the archive has handles without @).
 _HANDLE_LIKE_RE = re.compile(r"^@?[A-Za-z0-9-]+$")
 
+
+def _shortcode(char: str, data: dict[str, Any]) -> str:
+    """An emoji's shortcode in the pad: the shortest of its names, which is the one the
+    pads and GitHub know (``:tada:`` rather than ``:party_popper:``, ``:heart:``)."""
+    names = [data.get("en", ""), *data.get("alias", [])]
+    return min((n for n in names if n), key=len, default=char)
+
+
 # A block is a run of lines with no blank line in it; blocks are joined by one blank line.
 Block = list[str]
 
@@ -79,7 +90,8 @@ def render(meeting: Meeting, flavour: Flavour, series: SeriesSettings | None = N
         source = archive.source
         return source if source.endswith("\n") else source + "\n"
     kept = _Kept.of(meeting)
-    return _Renderer(flavour, series or SeriesSettings(key="cafe"), kept).meeting(meeting)
+    names = {id(c.person): c.name for c in meeting.checkins if c.name and c.person is not None}
+    return _Renderer(flavour, series or SeriesSettings(key="cafe"), kept, names).meeting(meeting)
 
 
 def render_archive_file(
@@ -140,6 +152,12 @@ class _Renderer:
     flavour: Flavour
     series: SeriesSettings
     kept: _Kept = _NOTHING_KEPT
+    # Each person's name at this meeting, by the person object (one per session): the
+    # one they checked in with (models.name_at).
+    names: Mapping[int, str] = field(default_factory=dict)
+
+    def name(self, person: Person) -> str:
+        return self.names.get(id(person)) or person.display_name
 
     @property
     def zulip(self) -> bool:
@@ -229,7 +247,7 @@ class _Renderer:
     def introductions(self, introductions: Iterable[Introduction]) -> list[Block]:
         entries: list[Entry] = []
         for intro in sorted(introductions, key=lambda i: i.ref):
-            name = self.text(intro.person.display_name) if intro.person is not None else ""
+            name = self.text(self.name(intro.person)) if intro.person is not None else ""
             first, more = self.first_and_more(intro.text)
             lines = [self.bullet(0, f"{name}: {first}" if name and first else name or first)]
             lines += [self.bullet(1, line) for line in more]
@@ -328,6 +346,9 @@ class _Renderer:
         """
         if self.zulip:
             return escape_line_start(content, zulip=True)
+        # notes-format.md: "Emoji are written as shortcodes (:tada:, ...), not as Unicode
+        # characters" in the pad; Zulip shows Unicode emoji as they are.
+        content = emoji.replace_emoji(content, replace=_shortcode)
         return escape_pad_line(content, literal_start=literal_start)
 
     def bullet(self, depth: int, content: str, *, literal_start: bool = False) -> str:
@@ -345,8 +366,8 @@ class _Renderer:
         if person is None:
             return ""
         if self.zulip:
-            return strong(person.display_name)
-        name = name_tag_safe(person.display_name)
+            return strong(self.name(person))
+        name = name_tag_safe(self.name(person))
         return f"[name={name}]" if name else ""
 
     def owner(self, person: Person | None) -> str:

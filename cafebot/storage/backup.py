@@ -45,6 +45,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 import cafebot
 from cafebot.core.clock import Clock, SystemClock
+from cafebot.core.text import counted
 from cafebot.storage import db
 from cafebot.storage.models import Base
 
@@ -74,7 +75,8 @@ class Summary:
 
     def describe(self) -> str:
         tables = ", ".join(f"{name} {count}" for name, count in self.rows.items() if count)
-        return f"{self.total} rows in {len(self.rows)} tables at revision {self.revision}" + (
+        rows, in_tables = counted(self.total, "row"), counted(len(self.rows), "table")
+        return f"{rows} in {in_tables} at revision {self.revision}" + (
             f" ({tables})" if tables else ""
         )
 

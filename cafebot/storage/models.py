@@ -210,6 +210,19 @@ class Person(Base):
         return self.name or self.zulip_name or (f"@{self.github}" if self.github else "someone")
 
 
+def name_at(meeting: Meeting, person: Person) -> str:
+    """The name ``person`` went by at ``meeting``: the one they checked in with there (a
+    later check-in under a new name leaves past meetings as they were), else their name
+    now."""
+    for checkin in meeting.checkins:
+        same = checkin.person is person or (
+            person.id is not None and checkin.person_id == person.id
+        )
+        if same and checkin.name:
+            return checkin.name
+    return person.display_name
+
+
 class _Entry:
     """Columns every kind of entry has."""
 
