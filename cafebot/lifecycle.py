@@ -83,10 +83,10 @@ def set_current(meeting: Meeting, item: AgendaItem | None, now: dt.datetime) -> 
 
 def end_meeting(
     session: Session, series: SeriesSettings, row: Series, meeting: Meeting, now: dt.datetime
-) -> tuple[list[AgendaItem], Meeting | None]:
+) -> tuple[list[tuple[AgendaItem, AgendaItem]], Meeting | None]:
     """End ``meeting``. If it was run live, carry its unreached items to the next meeting.
 
-    Returns the carried copies and the meeting they went to.
+    Returns each carried item with its copy, and the meeting the copies went to.
     """
     was_live = meeting.started_at is not None
     meeting.state = MeetingState.ENDED
@@ -100,7 +100,7 @@ def end_meeting(
     later = meetings.following(session, series, row, meeting.starts_at)
     copies = []
     for item in unreached:
-        copies.append(carry(item, later, session, now))
+        copies.append((item, carry(item, later, session, now)))
         item.state = ItemState.CARRIED_OVER
         item.moved_to = later.date
     return copies, later
@@ -277,7 +277,8 @@ def end(ctx: Context) -> Outcome:
     copies, later = end_meeting(ctx.session, ctx.series, ctx.series_row, meeting, ctx.now)
     lines = [f"The {inline(ctx.series.name)} of {meeting.date} has ended. Thank you all!"]
     if copies and later is not None:
-        refs = ", ".join(f"A{c.ref}" for c in copies)
+        # The ended meeting's references, and where each item went.
+        refs = ", ".join(f"A{item.ref} → {later.date}/A{copy.ref}" for item, copy in copies)
         lines.append(
             f"{len(copies)} item{'s' if len(copies) != 1 else ''} not reached "
             f"{'were' if len(copies) != 1 else 'was'} carried over to {later.date}: {refs}."

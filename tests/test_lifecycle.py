@@ -236,7 +236,10 @@ def test_a_live_meeting_with_roll_over(bot: Harness) -> None:
     assert "47 min left in the meeting; 2 more open items." in now
     ended = bot.send("end", OLGA)
     # Funding was current but neither closed nor given a note: not reached, so it moves too.
-    assert "2 items not reached were carried over to 2031-07-15: A1, A2." in ended.text
+    assert (
+        "2 items not reached were carried over to 2031-07-15: "
+        "A3 → 2031-07-15/A1, A4 → 2031-07-15/A2." in ended.text
+    )
     assert "published in 15 min" in ended.text
     items = {(i.meeting_id, i.ref): i for i in bot.rows(AgendaItem)}
     june = next(m for m in bot.rows(Meeting) if m.date == dt.date(2031, 6, 17))
