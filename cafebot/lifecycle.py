@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,7 +20,14 @@ from cafebot import meetings
 from cafebot.commands import Outcome, Who, command
 from cafebot.config import SeriesSettings
 from cafebot.context import Context
-from cafebot.converters import Keyword, MeetingDate, Ref, TimeOfDay, format_estimate
+from cafebot.converters import (
+    ConversionError,
+    Keyword,
+    MeetingDate,
+    Ref,
+    TimeOfDay,
+    format_estimate,
+)
 from cafebot.entries import agenda_item_for, carry, next_ref, open_items, renumber
 from cafebot.errors import UserError
 from cafebot.models import (
@@ -47,6 +56,22 @@ def minutes(delta: dt.timedelta) -> int:
 def effective_end(meeting: Meeting) -> dt.datetime:
     """When the meeting ended (or ends): an organiser's ``end``, else its scheduled end."""
     return meeting.ended_at or meeting.ends_at
+
+
+def live_end(meeting: Meeting) -> dt.datetime:
+    """When a live meeting's time is up: a meeting started early keeps its slot's length,
+    counted from its actual start; one started late still ends at its scheduled end."""
+    if meeting.started_at is None:
+        return meeting.ends_at
+    return min(meeting.ends_at, meeting.started_at + (meeting.ends_at - meeting.starts_at))
+
+
+def until(delta: dt.timedelta) -> str:
+    """A wait in words: ``9 days``, ``3 h 20 min``, ``45 min``."""
+    if delta >= dt.timedelta(days=2):
+        return f"{delta.days} days"
+    hours, mins = divmod(minutes(delta), 60)
+    return f"{hours} h {mins} min" if hours else f"{mins} min"
 
 
 def item_line(item: AgendaItem) -> str:
@@ -90,7 +115,7 @@ def end_meeting(
     """
     was_live = meeting.started_at is not None
     meeting.state = MeetingState.ENDED
-    meeting.ended_at = min(now, meeting.ends_at)  # a late clean-up keeps the scheduled end
+    meeting.ended_at = min(now, live_end(meeting))  # a late clean-up keeps the scheduled end
     set_current(meeting, None, now)
     if not was_live:
         return [], None
@@ -164,13 +189,63 @@ def _current_line(ctx: Context, meeting: Meeting) -> str:
     return f"Now: **{item_line(item)}**"
 
 
-@command("start", who=Who.ORGANIZER, examples=("start",), group="Running a meeting")
-def start(ctx: Context) -> Outcome:
-    """Start the current (or next) meeting and run it live, item by item."""
+@dataclass(frozen=True)
+class StartWhen:
+    """``now`` (whenever the meeting is scheduled), or the date of the meeting to start."""
+
+    date: dt.date | None = None
+
+    name: ClassVar[str] = "now|date"
+    example: ClassVar[str] = "now"
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        word, _, rest = text.strip().partition(" ")
+        if word.lower() == "now":
+            return cls(), rest.lstrip()
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", word):
+            raise ConversionError(
+                f"'{word[:40]}' is not `now` or a meeting's date: write `start now` "
+                "or `start 2031-06-17`"
+            )
+        return cls(MeetingDate.consume(word)[0].date), rest.lstrip()
+
+
+@command(
+    "start",
+    who=Who.ORGANIZER,
+    examples=("start", "start now", "start 2031-06-17"),
+    group="Running a meeting",
+)
+def start(ctx: Context, when: StartWhen | None) -> Outcome:
+    """Start the current (or next) meeting and run it live, item by item.
+
+    Plain `start` works from `start_margin` (30 min by default) before the
+    scheduled start; earlier, `start now` or `start <date of the meeting>`
+    starts it anyway. A meeting started early keeps its length: `now` counts
+    the time left from the actual start.
+    """
     meeting = ctx.target_meeting()
     if meeting.state is MeetingState.LIVE:
         raise UserError(
             f"The meeting of {meeting.date} is already running.", show_usage=False, example="now"
+        )
+    if when is not None and when.date is not None and when.date != meeting.date:
+        raise UserError(
+            f"`start` starts the current or next meeting, which is that of {meeting.date}, "
+            f"not {when.date}.",
+            show_usage=False,
+            example=f"start {meeting.date}",
+        )
+    early = meeting.starts_at - ctx.now
+    if when is None and early > ctx.series.start_margin:
+        raise UserError(
+            f"The next {inline(ctx.series.name)} is on {meeting.date}, "
+            f"{zulip_time(meeting.starts_at)}: in {until(early)}. `start` starts a meeting "
+            f"from {minutes(ctx.series.start_margin)} min before its start; to start it now "
+            f"anyway, say `start now` (or `start {meeting.date}`).",
+            show_usage=False,
+            example="start now",
         )
     meeting.state = MeetingState.LIVE
     meeting.started_at = ctx.now
@@ -236,8 +311,13 @@ def done(ctx: Context) -> Outcome:
 
 @command("now", aliases=("status",), examples=("now",), group="Running a meeting")
 def now_command(ctx: Context) -> Outcome:
-    """The current item, the time it has taken against its estimate, and the time left."""
+    """The current item, the time it has taken against its estimate, and the time left.
+
+    The time left runs to the scheduled end, or, for a meeting started early,
+    to the end of a slot of the scheduled length from its actual start.
+    """
     meeting = _live(ctx)
+    ends = live_end(meeting)
     lines = [_current_line(ctx, meeting)]
     item = current_item(meeting)
     if item is not None:
@@ -248,13 +328,13 @@ def now_command(ctx: Context) -> Outcome:
             lines.append(f"{used} min so far, estimate {estimate}{' — over time' if over else ''}.")
         else:
             lines.append(f"{used} min so far (no estimate).")
-    left = minutes(meeting.ends_at - ctx.now)
+    left = minutes(ends - ctx.now)
     remaining = [i for i in open_items(meeting) if i.state is ItemState.OPEN and i is not item]
     lines.append(
         f"{left} min left in the meeting; {len(remaining)} more open item"
         f"{'s' if len(remaining) != 1 else ''}."
-        if ctx.now < meeting.ends_at
-        else f"The meeting is {minutes(ctx.now - meeting.ends_at)} min over its end."
+        if ctx.now < ends
+        else f"The meeting is {minutes(ctx.now - ends)} min over its end."
     )
     return Outcome(reply="\n".join(lines))
 

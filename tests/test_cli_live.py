@@ -8,6 +8,7 @@ next meeting days away on most days.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from pathlib import Path
 
@@ -16,21 +17,31 @@ from tests.test_cli import cafebot
 ORGANIZER = ("--as", "Olga Organiser <olga@example.org>", "--organizer")
 
 
-def daily_config(tmp_path: Path, *, minutes_ago: int = 10, extra: str = "") -> tuple[Path, dt.date]:
-    """A series meeting every day, today's meeting having begun ``minutes_ago`` (UTC)."""
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)
+def write_config(tmp_path: Path, schedule: str, start: dt.datetime, extra: str = "") -> Path:
     config = tmp_path / "cafe.ini"
     config.write_text(
         f"[database]\nurl = sqlite:///{tmp_path / 'cafe.db'}\n"
-        "[series:cafe]\nname = Test Cafe\nschedule = FREQ=DAILY\n"
+        f"[series:cafe]\nname = Test Cafe\nschedule = {schedule}\n"
         f"start = {start:%H:%M}\ntimezone = UTC\nduration = 60m\n{extra}"
     )
-    return config, start.date()
+    return config
 
 
-def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
+def daily_config(tmp_path: Path, *, minutes_ago: int = 10, extra: str = "") -> tuple[Path, dt.date]:
+    """A series meeting every day, today's meeting having begun ``minutes_ago`` (UTC)."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)
+    return write_config(tmp_path, "FREQ=DAILY", start, extra), start.date()
+
+
+def minutes_left(out: str) -> int:
+    found = re.search(r"^(\d+) min left in the meeting", out, re.MULTILINE)
+    assert found, out
+    return int(found.group(1))
+
+
+def rows(tmp_path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
     with sqlite3.connect(tmp_path / "cafe.db") as conn:
-        return list(conn.execute(sql))
+        return list(conn.execute(sql, params))
 
 
 def test_end_names_the_ended_meetings_references_and_where_each_went(tmp_path: Path) -> None:
@@ -55,3 +66,73 @@ def test_end_names_the_ended_meetings_references_and_where_each_went(tmp_path: P
         (1, "Topic 3", str(today), str(tomorrow)),
         (2, "Topic 5", str(today), str(tomorrow)),
     ]
+
+
+# ---------------------------------------------------------------- point 1: start too early
+
+
+def test_start_days_before_the_meeting_is_refused_and_start_now_keeps_the_slot(
+    tmp_path: Path,
+) -> None:
+    # The meeting is nine days away, at this time of day (the issue's 2026-12-06 and -15).
+    day = dt.datetime.now(dt.UTC) + dt.timedelta(days=9)
+    config = write_config(tmp_path, f"FREQ=YEARLY;BYMONTH={day.month};BYMONTHDAY={day.day}", day)
+    shell = ("shell", "--config", str(config), *ORGANIZER)
+    refused = cafebot(*shell, stdin="agenda 10m Release plans\nstart\nnow\n").stdout
+    assert f"The next Test Cafe is on {day.date()}, " in refused
+    assert f"{day:%H:%M} UTC: in 8 days." in refused or f"{day:%H:%M} UTC: in 9 days." in refused
+    assert f"to start it now anyway, say `start now` (or `start {day.date()}`)." in refused
+    assert "has started" not in refused
+    assert "No Test Cafe is running live." in refused  # `now` after the refusal
+    assert rows(tmp_path, "select state, started_at from meeting") == [("scheduled", None)]
+
+    started = cafebot(*shell, stdin="start now\nnow\n").stdout
+    assert f"The Test Cafe of {day.date()} has started." in started
+    # The time left is the slot's 60 minutes from now, not the days until the scheduled end.
+    assert 58 <= minutes_left(started) <= 60
+    ended = cafebot(*shell, stdin="end\n").stdout
+    assert f"The Test Cafe of {day.date()} has ended." in ended
+    ((state, started_at, ended_at),) = rows(
+        tmp_path, "select state, started_at, ended_at from meeting where date = ?", str(day.date())
+    )
+    assert state == "ended"
+    held = dt.datetime.fromisoformat(str(ended_at)) - dt.datetime.fromisoformat(str(started_at))
+    assert dt.timedelta(0) <= held < dt.timedelta(minutes=5)  # held now, not until the 15th
+
+
+def test_start_by_the_meetings_date_and_wrong_dates(tmp_path: Path) -> None:
+    day = dt.datetime.now(dt.UTC) + dt.timedelta(days=9)
+    config = write_config(tmp_path, f"FREQ=YEARLY;BYMONTH={day.month};BYMONTHDAY={day.day}", day)
+    later = day.date().replace(year=day.year + 1)
+    script = f"start tomorrow\nstart {later}\nstart {day.date()}\n"
+    out = cafebot("shell", "--config", str(config), *ORGANIZER, stdin=script).stdout
+    assert "'tomorrow' is not `now` or a meeting's date: write `start now`" in out
+    assert (
+        f"`start` starts the current or next meeting, which is that of {day.date()}, "
+        f"not {later}." in out
+    )
+    assert f"For example: `start {day.date()}`" in out
+    assert f"The Test Cafe of {day.date()} has started." in out
+    assert "Traceback" not in out
+    assert rows(tmp_path, "select state from meeting") == [("live",)]
+
+
+def test_start_within_the_margin_counts_the_slot_from_the_actual_start(tmp_path: Path) -> None:
+    # Today's meeting begins in ten minutes: inside the default margin of 30 minutes.
+    config, _ = daily_config(tmp_path, minutes_ago=-10)
+    out = cafebot("shell", "--config", str(config), *ORGANIZER, stdin="start\nnow\n").stdout
+    assert "has started" in out
+    # Started ten minutes early, it keeps its 60 minutes: not 70 to the scheduled end.
+    assert 58 <= minutes_left(out) <= 60
+
+
+def test_start_margin_comes_from_the_series_config(tmp_path: Path) -> None:
+    config, _ = daily_config(tmp_path, minutes_ago=-10, extra="start_margin = 5m\n")
+    out = cafebot("shell", "--config", str(config), *ORGANIZER, stdin="start\n").stdout
+    assert "`start` starts a meeting from 5 min before its start" in out
+    assert "has started" not in out
+    bad = tmp_path / "bad.ini"
+    bad.write_text(config.read_text().replace("start_margin = 5m", "start_margin = soon"))
+    result = cafebot("shell", "--config", str(bad), stdin="start\n")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "start_margin = 30m" in result.stderr
