@@ -14,7 +14,16 @@ from cafebot.chat import Message
 from cafebot.config import SeriesSettings, Settings
 from cafebot.converters import Ref
 from cafebot.errors import PermissionDenied, UserError
-from cafebot.models import AgendaItem, CheckIn, Introduction, Meeting, Person, Series, ShoutOut
+from cafebot.models import (
+    AgendaItem,
+    CheckIn,
+    Introduction,
+    ItemNote,
+    Meeting,
+    Person,
+    Series,
+    ShoutOut,
+)
 
 Entry = CheckIn | Introduction | ShoutOut | AgendaItem
 ENTRY_TYPES: dict[str, type[Entry]] = {
@@ -34,7 +43,9 @@ _BY_REF = {
 }
 
 
-def owner_id(entry: Entry) -> int | None:
+def owner_id(entry: Entry | ItemNote) -> int | None:
+    if isinstance(entry, ItemNote):
+        return entry.author_id
     if isinstance(entry, CheckIn | Introduction):
         return entry.person_id
     if isinstance(entry, ShoutOut):
@@ -108,6 +119,12 @@ class Context:
 
     def find(self, ref: Ref) -> Entry:
         """The entry a reference names, or a clear error."""
+        if ref.note is not None:
+            raise UserError(
+                f"{ref.label} is a note under {ref.item.label}; here give the agenda item "
+                f"itself: {ref.item.label}.",
+                show_usage=False,
+            )
         query = _BY_REF[ref.kind]
         candidates = [self.meeting_on(ref.date)] if ref.date else self.working_meetings()
         for meeting in candidates:
@@ -121,7 +138,7 @@ class Context:
             example="list",
         )
 
-    def require_owner(self, entry: Entry, action: str) -> None:
+    def require_owner(self, entry: Entry | ItemNote, action: str) -> None:
         """Refuse unless the sender wrote ``entry`` or organises the series."""
         owner = owner_id(entry)
         if self.is_organizer or (owner is not None and owner == self.person.id):

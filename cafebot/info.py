@@ -8,7 +8,7 @@ from cafebot.context import Context
 from cafebot.converters import MeetingDate, format_estimate
 from cafebot.entries import agenda_total, open_items
 from cafebot.errors import UserError
-from cafebot.models import Meeting
+from cafebot.models import AgendaItem, ItemNote, Meeting, NoteKind
 from cafebot.text import inline, one_line, zulip_time
 
 
@@ -44,6 +44,7 @@ def listing(ctx: Context, meeting: Meeting) -> str:
             f"- **A{item.ref}** {_estimate(item.estimate_min, item.estimate_max)}"
             f"{inline(item.topic)}{who}{carried}{done}"
         )
+        lines += [f"    - {note_line(item, note)}" for note in item.notes]
     moved = [i for i in meeting.agenda_items if i.moved_to is not None]
     for item in sorted(moved, key=lambda i: i.ref):
         lines.append(f"- ~~A{item.ref} {inline(item.topic)}~~ moved to {item.moved_to}")
@@ -65,6 +66,13 @@ def listing(ctx: Context, meeting: Meeting) -> str:
             who = f" — {inline(s.author.display_name)}" if s.author else ""
             lines.append(f"- **S{s.ref}** {project}{_short(s.text)}{who}")
     return "\n".join(lines)
+
+
+def note_line(item: AgendaItem, note: ItemNote) -> str:
+    """A note, decision or action under an item, by its sub-reference: ``**A2.1** text``."""
+    kind = {NoteKind.DECISION: "**Decision**: ", NoteKind.ACTION: "**Action**: "}
+    owner = f"{inline(note.owner.display_name)} — " if note.owner else ""
+    return f"**A{item.ref}.{note.position}** {kind.get(note.kind, '')}{owner}{_short(note.text)}"
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -110,7 +118,11 @@ def next_meeting(ctx: Context) -> Outcome:
     group="Meetings",
 )
 def notes(ctx: Context, which: MeetingDate | None) -> Outcome:
-    """Preview a meeting's notes: the current or next meeting, `last`, or a date."""
+    """Preview a meeting's notes: the current or next meeting, `last`, or a date.
+
+    Each note, decision and action shows its sub-reference (`A2.1`), which
+    `edit` and `remove` take; the published notes do not show them.
+    """
     from cafebot.notes import Flavour, render
 
     if which is None or which.relative == "next":
@@ -125,7 +137,8 @@ def notes(ctx: Context, which: MeetingDate | None) -> Outcome:
     else:
         assert which.date is not None  # noqa: S101 - MeetingDate has a date or a relative
         meeting = ctx.meeting_on(which.date)
-    return Outcome(reply=render(meeting, Flavour(ctx.notes_flavour), ctx.series))
+    # A preview shows each note's sub-reference (A2.1), for `edit` and `remove`.
+    return Outcome(reply=render(meeting, Flavour(ctx.notes_flavour), ctx.series, refs=True))
 
 
 @command(

@@ -278,6 +278,8 @@ class AgendaItem(_Entry, Base):
     moved_to: Mapped[dt.date | None] = mapped_column(Date)
     # Set when the item was reached in a live meeting (closed, or discussed).
     reached: Mapped[bool] = mapped_column(default=False)
+    # The number the item's next note gets (its sub-reference, A2.1 …): never reused.
+    next_note_ref: Mapped[int] = mapped_column(default=1)
 
     meeting: Mapped[Meeting] = relationship(back_populates="agenda_items")
     proposer: Mapped[Person | None] = relationship()
@@ -301,6 +303,7 @@ class ItemNote(Base):
     )
     kind: Mapped[NoteKind] = mapped_column(_enum(NoteKind, "note_kind"))
     text: Mapped[str] = mapped_column(Text)
+    # Its order under the item and its stable sub-reference there (A2.1 is position 1 of A2).
     position: Mapped[int] = mapped_column()
     author_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     # For actions: who will do it.

@@ -67,11 +67,15 @@ class Flavour(enum.StrEnum):
     ZULIP = "zulip"  # for a Zulip message
 
 
-def render(meeting: Meeting, flavour: Flavour, series: SeriesSettings | None = None) -> str:
+def render(
+    meeting: Meeting, flavour: Flavour, series: SeriesSettings | None = None, *, refs: bool = False
+) -> str:
     """The notes of one meeting, as Markdown ending with a newline.
 
     A meeting imported from the archive keeps its source until the bot changes it
     (notes-format.md, fidelity rule 2): the archive flavour is that source then.
+    ``refs``: a preview, which ends each note's first line with its sub-reference
+    (`A2.1`); the format has no place for them, so published notes never show them.
     """
     flavour = Flavour(flavour)
     archive = meeting.archive
@@ -79,7 +83,7 @@ def render(meeting: Meeting, flavour: Flavour, series: SeriesSettings | None = N
         source = archive.source
         return source if source.endswith("\n") else source + "\n"
     kept = _Kept.of(meeting)
-    return _Renderer(flavour, series or SeriesSettings(key="cafe"), kept).meeting(meeting)
+    return _Renderer(flavour, series or SeriesSettings(key="cafe"), kept, refs).meeting(meeting)
 
 
 def render_archive_file(
@@ -140,6 +144,7 @@ class _Renderer:
     flavour: Flavour
     series: SeriesSettings
     kept: _Kept = _NOTHING_KEPT
+    refs: bool = False  # a preview: each note shows its sub-reference
 
     @property
     def zulip(self) -> bool:
@@ -299,7 +304,8 @@ class _Renderer:
                 continue  # an empty note says nothing
             # A note of its own that opens like "**Decision**" must not read as a decision.
             literal = note.kind is NoteKind.NOTE and opens_like_a_note_kind(line)
-            out.append(self.bullet(1, line, literal_start=literal))
+            ref = f" `A{item.ref}.{note.position}`" if self.refs else ""
+            out.append(self.bullet(1, line, literal_start=literal) + ref)
             out += [self.bullet(2, extra) for extra in more]
         return out
 

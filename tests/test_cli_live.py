@@ -136,3 +136,65 @@ def test_start_margin_comes_from_the_series_config(tmp_path: Path) -> None:
     result = cafebot("shell", "--config", str(bad), stdin="start\n")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "start_margin = 30m" in result.stderr
+
+
+# ---------------------------------------------------------------- point 3: notes' sub-references
+
+
+def test_notes_decisions_and_actions_have_sub_references_for_edit_and_remove(
+    tmp_path: Path,
+) -> None:
+    db = f"sqlite:///{tmp_path / 'cafe.db'}"
+    ada = ("shell", "--db", db, "--as", "Ada Lovelace <ada@example.org>")
+    script = (
+        "agenda 10m Release plans\n"
+        "note A1 We aim for Mai\n"
+        "decision A1 Ship 4.0 on 1 May\n"
+        "action A1 @**Bob Builder** write the release notes\n"
+        "edit A1.1 We aim for May\n"
+        "remove A1.2\n"
+        "decision A1 Ship 5.0 on 1 May\n"
+        "list\nnotes\n"
+    )
+    out = cafebot(*ada, stdin=script).stdout
+    # The listing: each under its item, by a sub-reference that a removal does not reuse.
+    assert (
+        "- **A1** (10 min) Release plans — Ada Lovelace\n"
+        "    - **A1.1** We aim for May\n"
+        "    - **A1.3** **Action**: Bob Builder — write the release notes\n"
+        "    - **A1.4** **Decision**: Ship 5.0 on 1 May\n"
+    ) in out
+    # The notes preview ends each note's line with it.
+    assert "    - We aim for May `A1.1`\n" in out
+    assert "    - **Decision** - Ship 5.0 on 1 May `A1.4`\n" in out
+    assert "Ship 4.0" not in out and "Mai" not in out
+    # Published notes are in the community's format, which has no place for them.
+    published = cafebot("notes", "--db", db, "next").stdout
+    assert "    - We aim for May\n" in published and "`A1." not in published
+
+    # Someone else may not change Ada's notes; an organiser may.
+    bob = cafebot("shell", "--db", db, "--as", "Bob <bob@example.org>", stdin="remove A1.1\n")
+    assert "only its author (Ada Lovelace) or an organiser" in bob.stdout
+    olga = cafebot(
+        "shell",
+        "--db",
+        db,
+        *ORGANIZER,
+        stdin="edit A1.3 @**Olga Organiser** book the room\nremove A1.4\nremove A1.4\n"
+        "edit S1.1 x\nnote A1.1 x\n",
+    ).stdout
+    assert olga.count(":check:") == 2
+    assert "There is no A1.4 under A1 of" in olga and "(its notes: A1.1, A1.3)" in olga
+    assert "only agenda items have notes; a note's reference is like A2.1" in olga
+    assert "A1.1 is a note under A1; here give the agenda item itself: A1." in olga
+    assert "Traceback" not in olga
+    notes = rows(
+        tmp_path,
+        "select n.position, n.kind, n.text, coalesce(p.name, p.zulip_name) from item_note n "
+        "left join person p on p.id = n.owner_id order by n.position",
+    )
+    assert notes == [
+        (1, "note", "We aim for May", None),
+        (3, "action", "book the room", "Olga Organiser"),
+    ]
+    assert rows(tmp_path, "select next_note_ref from agenda_item") == [(5,)]
