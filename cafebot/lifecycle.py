@@ -8,18 +8,21 @@ scheduled end) -> published. Organisers run a live meeting with ``start``,
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import re
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Self
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cafebot import meetings
 from cafebot.commands import Outcome, Who, command
 from cafebot.config import SeriesSettings
-from cafebot.context import Context
+from cafebot.context import ENTRY_TYPES, Context, Entry
 from cafebot.converters import (
     ConversionError,
     Keyword,
@@ -32,6 +35,7 @@ from cafebot.entries import agenda_item_for, carry, next_ref, open_items, renumb
 from cafebot.errors import UserError
 from cafebot.models import (
     AgendaItem,
+    CancelMove,
     CheckIn,
     Introduction,
     ItemState,
@@ -131,8 +135,62 @@ def end_meeting(
     return copies, later
 
 
+def fingerprint(entry: Entry) -> str:
+    """What an entry says (and, for an agenda item, its state and notes), as a digest:
+    an entry whose digest has changed since a cancel moved it was touched since."""
+    if isinstance(entry, AgendaItem):
+        notes = [(n.position, n.kind.value, n.text, n.owner_id) for n in entry.notes]
+        content: list[object] = [
+            entry.topic,
+            entry.estimate_min,
+            entry.estimate_max,
+            entry.state.value,
+            str(entry.moved_to),
+            entry.reached,
+            notes,
+        ]
+    elif isinstance(entry, ShoutOut):
+        content = [entry.project, entry.text]
+    elif isinstance(entry, Introduction):
+        content = [entry.text]
+    else:
+        content = [entry.name, entry.github, entry.affiliation]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def _record_move(
+    session: Session,
+    kind: str,
+    entry: Entry,
+    source: Meeting,
+    target: Meeting,
+    old_ref: int,
+    now: dt.datetime,
+    old_position: int | None = None,
+    old_carried_from: dt.date | None = None,
+) -> None:
+    session.flush()  # the entry's new place and the target meeting have their ids
+    session.add(
+        CancelMove(
+            meeting_id=source.id,
+            target_id=target.id,
+            kind=kind,
+            entry_id=entry.id,
+            old_ref=old_ref,
+            new_ref=entry.ref,
+            old_position=old_position,
+            old_carried_from=old_carried_from,
+            fingerprint=fingerprint(entry),
+            moved_at=now,
+        )
+    )
+
+
 def move_entries(session: Session, source: Meeting, target: Meeting, now: dt.datetime) -> int:
-    """Move every entry of a cancelled meeting to ``target``; they get new references there."""
+    """Move every entry of a cancelled meeting to ``target``; they get new references there.
+
+    Each move is recorded (:class:`CancelMove`), so that ``uncancel`` can undo it.
+    """
     moved = 0
     entries: list[CheckIn | Introduction | ShoutOut] = [
         *source.checkins,
@@ -154,18 +212,73 @@ def move_entries(session: Session, source: Meeting, target: Meeting, now: dt.dat
         if duplicate is not None:  # already there: the later entry stands
             session.delete(entry)
             continue
+        old_ref = entry.ref
         entry.ref = next_ref(session, target, kind)
         entry.meeting = target
+        _record_move(session, kind, entry, source, target, old_ref, now)
         moved += 1
     for item in open_items(source):
+        old_ref, old_position, old_carried_from = item.ref, item.position, item.carried_from
         item.ref = next_ref(session, target, "A")
         item.position = max((i.position for i in open_items(target)), default=0) + 1
         item.meeting = target
         if item.carried_from is None:
             item.carried_from = source.date
+        _record_move(
+            session, "A", item, source, target, old_ref, now, old_position, old_carried_from
+        )
         moved += 1
     renumber(open_items(target))
     return moved
+
+
+def move_back(session: Session, meeting: Meeting) -> tuple[list[str], list[str]]:
+    """Undo what cancelling ``meeting`` moved, for each entry still untouched.
+
+    An entry is untouched while it is in the meeting it was moved to, under the
+    reference it got there, saying what it said then. Returns what moved back
+    (``D/A3 → A1``) and what stayed because it was touched since.
+    """
+    back: list[str] = []
+    stayed: list[str] = []
+    records = session.scalars(
+        select(CancelMove)
+        .where(CancelMove.meeting_id == meeting.id)
+        .order_by(CancelMove.kind, CancelMove.old_ref)
+    ).all()
+    targets: set[Meeting] = set()
+    for record in records:
+        target = session.get(Meeting, record.target_id)
+        model = ENTRY_TYPES[record.kind]
+        entry = typing.cast(Entry | None, session.get(model, record.entry_id))
+        where = f"{target.date}/{record.kind}{record.new_ref}" if target else "?"
+        if (
+            target is None
+            or entry is None
+            or entry.meeting_id != record.target_id
+            or entry.ref != record.new_ref
+            or fingerprint(entry) != record.fingerprint
+        ):
+            if entry is not None:
+                stayed.append(f"{where} (was {record.kind}{record.old_ref})")
+            continue
+        taken = session.scalar(
+            select(model).where(model.meeting_id == meeting.id, model.ref == record.old_ref)
+        )
+        ref = record.old_ref if taken is None else next_ref(session, meeting, record.kind)
+        entry.meeting = meeting
+        entry.ref = ref
+        if isinstance(entry, AgendaItem):
+            entry.position = record.old_position or 0
+            entry.carried_from = record.old_carried_from
+        targets.add(target)
+        back.append(f"{where} → {record.kind}{ref}")
+    session.execute(delete(CancelMove).where(CancelMove.meeting_id == meeting.id))
+    session.flush()
+    for changed in (meeting, *targets):
+        session.refresh(changed)
+        renumber(open_items(changed))
+    return back, stayed
 
 
 # ---------------------------------------------------------------- the live meeting
@@ -425,7 +538,12 @@ def cancel(ctx: Context, which: MeetingDate | None, reason: str | None) -> Outco
 
 @command("uncancel", who=Who.ORGANIZER, examples=("uncancel 2031-07-15",), group="Schedule")
 def uncancel(ctx: Context, which: MeetingDate) -> Outcome:
-    """Put a cancelled meeting back on the schedule."""
+    """Put a cancelled meeting back on the schedule, with the entries its cancel moved.
+
+    Each entry that the cancel moved to the following meeting comes back under
+    its old reference, unless it was changed, moved on or closed since: those
+    stay, and the reply names them.
+    """
     meeting = _resolve(ctx, which)
     if meeting.state is not MeetingState.CANCELLED:
         raise UserError(f"The meeting of {meeting.date} is not cancelled.", show_usage=False)
@@ -433,15 +551,28 @@ def uncancel(ctx: Context, which: MeetingDate) -> Outcome:
         raise UserError(f"The meeting of {meeting.date} is in the past.", show_usage=False)
     meeting.state = MeetingState.SCHEDULED
     meeting.cancel_reason = None
+    back, stayed = move_back(ctx.session, meeting)
+    lines = [
+        f"The {inline(ctx.series.name)} of {meeting.date} is back on, "
+        f"{zulip_time(meeting.starts_at)}."
+    ]
+    if back:
+        lines.append(
+            f"Moved back to {meeting.date} what the cancel had moved and nobody has "
+            f"changed since: {', '.join(back)}."
+        )
+    if stayed:
+        lines.append(
+            f"Changed or moved since, so left where they are: {', '.join(stayed)} "
+            "(`defer` moves an item on, `remove` deletes an entry)."
+        )
+    if not back and not stayed:
+        lines.append("The cancel had moved no entries that are still there to move back.")
     from cafebot.reminders import send_back_on_notice
 
     meeting_id = meeting.id
     return Outcome(
-        reply=(
-            f"The {inline(ctx.series.name)} of {meeting.date} is back on, "
-            f"{zulip_time(meeting.starts_at)}. Entries that moved to the following meeting "
-            "stay there (`defer` and `edit` can move them)."
-        ),
+        reply="\n".join(lines),
         replan=True,
         after=lambda app, chat: _ignore(send_back_on_notice(app, chat, meeting_id)),
     )

@@ -316,6 +316,30 @@ class ItemNote(Base):
     owner: Mapped[Person | None] = relationship(foreign_keys=[owner_id])
 
 
+class CancelMove(Base):
+    """An entry that cancelling a meeting moved to the following one, and where it stood.
+
+    ``uncancel`` moves it back while it is untouched: still in that meeting under the
+    reference it got there, with the content it had (``fingerprint``).
+    """
+
+    __tablename__ = "cancel_move"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meeting.id", ondelete="CASCADE"), index=True
+    )  # the cancelled meeting
+    target_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(1))  # A, S, I or C
+    entry_id: Mapped[int] = mapped_column()
+    old_ref: Mapped[int] = mapped_column()
+    new_ref: Mapped[int] = mapped_column()
+    old_position: Mapped[int | None] = mapped_column()  # an agenda item's
+    old_carried_from: Mapped[dt.date | None] = mapped_column(Date)  # an agenda item's
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    moved_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+
 class ProcessedMessage(Base):
     """A chat message whose command has taken effect: recorded in the same transaction."""
 

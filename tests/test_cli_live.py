@@ -198,3 +198,50 @@ def test_notes_decisions_and_actions_have_sub_references_for_edit_and_remove(
         (3, "action", "book the room", "Olga Organiser"),
     ]
     assert rows(tmp_path, "select next_note_ref from agenda_item") == [(5,)]
+
+
+# ---------------------------------------------------------------- point 8: uncancel moves back
+
+
+def test_uncancel_moves_back_what_the_cancel_moved_and_is_untouched(tmp_path: Path) -> None:
+    # A monthly series whose next meeting is nine days away.
+    first = dt.datetime.now(dt.UTC) + dt.timedelta(days=9)
+    config = write_config(tmp_path, f"FREQ=MONTHLY;BYMONTHDAY={first.day}", first)
+    first_date = first.date()
+    ada = ("shell", "--config", str(config), "--as", "Ada Lovelace <ada@example.org>")
+    cafebot(
+        *ada,
+        stdin="checkin Ada / @ada\nagenda 10m Release plans\nagenda 5m Docs sprint\n"
+        "agenda Funding\nshoutout Site footers landed!\n",
+    )
+    olga = ("shell", "--config", str(config), *ORGANIZER)
+    cancelled = cafebot(*olga, stdin=f"cancel {first_date} Holidays\nlist\n").stdout
+    assert f"Cancelled the Test Cafe of {first_date}. 5 entries moved to " in cancelled
+    later = dt.date.fromisoformat(cancelled.split("entries moved to ")[1][:10])
+    # After the cancel, people touch two of the moved entries.
+    cafebot(*ada, stdin=f"edit {later}/A2 5m Docs sprint, second round\nnote {later}/A3 Ask NF\n")
+    out = cafebot(*olga, stdin=f"uncancel {first_date}\nlist\n").stdout
+    assert (
+        f"Moved back to {first_date} what the cancel had moved and nobody has changed since: "
+        f"{later}/A1 → A1, {later}/C1 → C1, {later}/S1 → S1."
+    ) in out
+    assert (
+        f"Changed or moved since, so left where they are: {later}/A2 (was A2), {later}/A3 (was A3)"
+    ) in out
+    assert "stay there" not in out
+    # The meeting is back with its own references; the touched ones wait in the next one.
+    assert "- **A1** (10 min) Release plans — Ada\n" in out  # the name she checked in with
+    assert "- **C1** Ada / @ada\n" in out and "- **S1** Site footers landed! — Ada\n" in out
+    placed = rows(
+        tmp_path,
+        "select m.date, a.ref, a.topic, a.carried_from from agenda_item a "
+        "join meeting m on m.id = a.meeting_id order by m.date, a.ref",
+    )
+    assert placed == [
+        (str(first_date), 1, "Release plans", None),
+        (str(later), 2, "Docs sprint, second round", str(first_date)),
+        (str(later), 3, "Funding", str(first_date)),
+    ]
+    assert rows(tmp_path, "select count(*) from cancel_move") == [(0,)]
+    again = cafebot(*olga, stdin=f"cancel {first_date}\nuncancel {first_date}\n").stdout
+    assert f"{later}/A4 → A1, {later}/C2 → C1, {later}/S2 → S1." in again
