@@ -409,7 +409,7 @@ def test_notes_of_an_imported_meeting(db_url: str) -> None:
         "## Collaboration Cafe notes: 2030-10-20",
         "```spoiler Links for the breakout rooms",
         "- **Ada Byron** (10 min): Release checklist follow-up",
-        "    - **Decision** - done, close the issue",
+        "    - **Decision** - done, close the issue `A1.2`",  # a preview shows sub-references
         "#### Paper club venue",
         "### Breakout notes",
         "- Room B wants a reading list",

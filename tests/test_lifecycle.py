@@ -240,10 +240,14 @@ def test_a_live_meeting_with_roll_over(bot: Harness) -> None:
     bot.clock.advance(dt.timedelta(minutes=3))
     now = bot.send("now", BOB).text
     assert "3 min so far, estimate 10 min." in now
-    assert "47 min left in the meeting; 2 more open items." in now
+    # Started two minutes early, it keeps its 60 minutes from then: 13:58 to 14:58.
+    assert "45 min left in the meeting; 2 more open items." in now
     ended = bot.send("end", OLGA)
     # Funding was current but neither closed nor given a note: not reached, so it moves too.
-    assert "2 items not reached were carried over to 2031-07-15: A1, A2." in ended.text
+    assert (
+        "2 items not reached were carried over to 2031-07-15: "
+        "A3 → 2031-07-15/A1, A4 → 2031-07-15/A2." in ended.text
+    )
     assert "published in 15 min" in ended.text
     items = {(i.meeting_id, i.ref): i for i in bot.rows(AgendaItem)}
     june = next(m for m in bot.rows(Meeting) if m.date == dt.date(2031, 6, 17))
@@ -284,6 +288,23 @@ def test_a_live_meeting_ends_at_its_scheduled_end(bot: Harness) -> None:
     assert (june.state, june.ended_at) == (MeetingState.ENDED, at(2031, 6, 17, 15))
     carried = [i for i in bot.rows(AgendaItem) if i.carried_from == dt.date(2031, 6, 17)]
     assert [i.topic for i in carried] == ["Never reached"]
+
+
+def test_a_meeting_started_days_early_is_published_after_its_end(bot: Harness) -> None:
+    bot.send("agenda 10m Welcome")
+    bot.clock.set(at(2031, 6, 8, 10))  # nine days before the meeting of 17 June
+    assert "in 9 days" in bot.send("start", OLGA).text
+    assert "has started" in bot.send("start now", OLGA).text
+    bot.clock.advance(dt.timedelta(minutes=20))
+    assert "40 min left in the meeting" in bot.send("now").text
+    bot.send("done", OLGA)
+    assert "has ended" in bot.send("end", OLGA).text
+    chat = RecordingChat()
+    bot.clock.advance(dt.timedelta(minutes=16))  # past the publish delay of 15 minutes
+    Lifecycle(bot.app, chat).sweep()
+    june = next(m for m in bot.rows(Meeting) if m.date == dt.date(2031, 6, 17))
+    assert (june.state, june.ended_at) == (MeetingState.PUBLISHED, at(2031, 6, 8, 10, 20))
+    assert any("Welcome" in p.text for p in chat.posted)
 
 
 def test_newcomers_are_invited_once(bot: Harness) -> None:

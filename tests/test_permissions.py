@@ -188,7 +188,7 @@ LIFECYCLE = [
     ("add", "add meeting 2031-06-24 16:00"),
     ("cancel", "cancel 2031-06-24 Summer break"),
     ("uncancel", "uncancel 2031-06-24"),
-    ("start", "start"),
+    ("start", "start now"),  # days before the meeting: `start` alone is refused
     ("goto", "goto A{ref}"),
     ("now", "now"),
     ("done", "done"),

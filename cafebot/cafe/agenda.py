@@ -10,7 +10,7 @@ from cafebot.cafe import meetings
 from cafebot.cafe.context import Context
 from cafebot.commands.converters import format_estimate
 from cafebot.core.text import fragment, one_line, zulip_time
-from cafebot.storage.models import AgendaItem, Meeting, name_at
+from cafebot.storage.models import AgendaItem, ItemNote, Meeting, NoteKind, name_at
 
 
 def open_items(meeting: Meeting) -> list[AgendaItem]:
@@ -74,6 +74,7 @@ def listing(ctx: Context, meeting: Meeting) -> str:
             f"- **A{item.ref}** {estimate_prefix(item.estimate_min, item.estimate_max)}"
             f"{fragment(item.topic)}{who}{carried}{done}"
         )
+        lines += [f"    - {note_line(item, note)}" for note in item.notes]
     moved = [i for i in meeting.agenda_items if i.moved_to is not None]
     for item in sorted(moved, key=lambda i: i.ref):
         lines.append(f"- ~~A{item.ref} {fragment(item.topic)}~~ moved to {item.moved_to}")
@@ -95,6 +96,13 @@ def listing(ctx: Context, meeting: Meeting) -> str:
             who = f" — {fragment(name_at(meeting, s.author))}" if s.author else ""
             lines.append(f"- **S{s.ref}** {project}{_short(s.text)}{who}")
     return "\n".join(lines)
+
+
+def note_line(item: AgendaItem, note: ItemNote) -> str:
+    """A note, decision or action under an item, by its sub-reference: ``**A2.1** text``."""
+    kind = {NoteKind.DECISION: "**Decision**: ", NoteKind.ACTION: "**Action**: "}
+    owner = f"{fragment(note.owner.display_name)} — " if note.owner else ""
+    return f"**A{item.ref}.{note.position}** {kind.get(note.kind, '')}{owner}{_short(note.text)}"
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -18,6 +18,7 @@ from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
     Introduction,
+    ItemNote,
     Meeting,
     Person,
     Series,
@@ -42,7 +43,9 @@ _BY_REF = {
 }
 
 
-def owner_id(entry: Entry) -> int | None:
+def owner_id(entry: Entry | ItemNote) -> int | None:
+    if isinstance(entry, ItemNote):
+        return entry.author_id
     if isinstance(entry, CheckIn | Introduction):
         return entry.person_id
     if isinstance(entry, ShoutOut):
@@ -116,6 +119,12 @@ class Context:
 
     def find(self, ref: Ref) -> Entry:
         """The entry a reference names, or a clear error."""
+        if ref.note is not None:
+            raise UserError(
+                f"{ref.label} is a note under {ref.item.label}; here give the agenda item "
+                f"itself: {ref.item.label}.",
+                show_usage=False,
+            )
         query = _BY_REF[ref.kind]
         candidates = [self.meeting_on(ref.date)] if ref.date else self.working_meetings()
         for meeting in candidates:
@@ -129,7 +138,7 @@ class Context:
             example="list",
         )
 
-    def require_owner(self, entry: Entry, action: str) -> None:
+    def require_owner(self, entry: Entry | ItemNote, action: str) -> None:
         """Refuse unless the sender wrote ``entry`` or organises the series."""
         owner = owner_id(entry)
         if self.is_organizer or (owner is not None and owner == self.person.id):

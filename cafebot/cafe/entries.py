@@ -316,13 +316,13 @@ def add_notes(
     texts: list[str],
     owner: Person | None = None,
 ) -> None:
-    """Add notes after the item's last one (a stored item's notes are not read for it)."""
+    """Add notes after the item's last one (a stored item's notes are not read for it).
+
+    Each gets the item's next sub-reference (its position): a number never given twice.
+    """
     if not texts:
         return
-    if item.id is None:
-        start = max((n.position for n in item.notes), default=0)
-    else:
-        start = ctx.session.scalar(_LAST_NOTE, {"item_id": item.id}) or 0
+    start = _take_note_refs(ctx.session, item, len(texts)) - 1
     for offset, text in enumerate(texts, start=1):
         note = ItemNote(
             kind=kind,
@@ -336,6 +336,40 @@ def add_notes(
 
 
 _LAST_NOTE = select(func.max(ItemNote.position)).where(ItemNote.item_id == bindparam("item_id"))
+
+
+def _take_note_refs(session: Session, item: AgendaItem, count: int) -> int:
+    """The first of ``count`` new sub-references under ``item``; none is given twice.
+
+    After the item's last note as well, should its counter lag (a row restored from a
+    backup made before the counter existed).
+    """
+    if item.id is None:  # not stored yet: nobody else can see it
+        last = max((n.position for n in item.notes), default=0)
+        first = max(item.next_note_ref or 1, last + 1)
+        item.next_note_ref = first + count
+        return first
+    column = AgendaItem.next_note_ref
+    # Moving the counter on takes the row's write lock: a second note waits for this one.
+    counter: int = (
+        session.connection()
+        .execute(
+            update(AgendaItem)
+            .where(AgendaItem.id == item.id)
+            .values({column: func.coalesce(column, 1) + count})
+            .returning(column)
+        )
+        .scalar_one()
+    )
+    last = session.scalar(_LAST_NOTE, {"item_id": item.id}) or 0
+    first = max(counter - count, last + 1)
+    if first + count != counter:
+        counter = first + count
+        session.connection().execute(
+            update(AgendaItem).where(AgendaItem.id == item.id).values({column: counter})
+        )
+    set_committed_value(item, "next_note_ref", counter)
+    return first
 
 
 @command(
@@ -397,6 +431,7 @@ _AGENDA_SO_FAR = select(
         "edit A2 15m Release plans for 5.0",
         "edit S1 [Jupyter Book] Site footers landed!",
         "edit C1 Ada / @ada / Engines",
+        "edit A2.1 The release is planned for June",
     ),
 )
 def edit(ctx: Context, ref: Ref, text: str) -> Outcome:
@@ -404,8 +439,15 @@ def edit(ctx: Context, ref: Ref, text: str) -> Outcome:
 
     Agenda items take `[estimate] topic` (leave out the estimate to keep it),
     shout-outs `[Project] text`, check-ins `Name / @handle / Affiliation`,
-    introductions their text.
+    introductions their text. A note, decision or action under an agenda item
+    takes its sub-reference (`edit A2.1 Ship in June`, as `list` shows it) and
+    its new text; an action may name a new owner first (`edit A2.3 @**Bob** …`).
     """
+    if ref.note is not None:
+        found = note_for(ctx, ref)
+        ctx.require_owner(found, "edit")
+        _edit_note(ctx, found, ref, text)
+        return ACK
     entry = ctx.find(ref)
     ctx.require_owner(entry, "edit")
     update_entry(ctx, entry, text)
@@ -462,9 +504,50 @@ def update_entry(ctx: Context, entry: Entry, text: str, *, whole: bool = False) 
             ctx.person.affiliation = entry.affiliation
 
 
-@command("remove", aliases=("delete", "rm"), who=Who.OWNER, examples=("remove A2",))
+def note_for(ctx: Context, ref: Ref) -> ItemNote:
+    """The note, decision or action a sub-reference (``A2.1``) names, or a clear error."""
+    item = agenda_item_for(ctx, ref.item)
+    found = next((n for n in item.notes if n.position == ref.note), None)
+    if found is None:
+        have = ", ".join(f"A{item.ref}.{n.position}" for n in item.notes) or "none yet"
+        raise UserError(
+            f"There is no {ref.label} under A{item.ref} of {item.meeting.date} "
+            f"(its notes: {have}). `list` shows the references.",
+            show_usage=False,
+            example="list",
+        )
+    return found
+
+
+def _edit_note(ctx: Context, note: ItemNote, ref: Ref, text: str) -> None:
+    owner: Mention | None = None
+    if note.kind is NoteKind.ACTION:
+        try:
+            owner, text = Mention.consume(text)
+        except ConversionError:
+            owner = None
+    new = clean(text)
+    if not new:
+        raise UserError(
+            f"What should the {note.kind.value} say? {ref.label} stays as it was.",
+            example=f"edit {ref.label} The release is planned for June",
+        )
+    note.text = new
+    if owner is not None:
+        note.owner = people.for_mention(ctx.session, owner, ctx.now)
+
+
+@command("remove", aliases=("delete", "rm"), who=Who.OWNER, examples=("remove A2", "remove A2.1"))
 def remove(ctx: Context, ref: Ref) -> Outcome:
-    """Delete an entry. Its reference is not given to another entry."""
+    """Delete an entry, or a note, decision or action by its sub-reference (`A2.1`).
+
+    Its reference is not given to another entry.
+    """
+    if ref.note is not None:
+        found = note_for(ctx, ref)
+        ctx.require_owner(found, "remove")
+        found.item.notes.remove(found)
+        return ACK
     entry: Entry = ctx.find(ref)
     ctx.require_owner(entry, "remove")
     meeting = entry.meeting
@@ -534,6 +617,7 @@ def carry(item: AgendaItem, meeting: Meeting, session: Session, now: dt.datetime
         estimate_max=item.estimate_max,
         position=max((i.position for i in open_items(meeting)), default=0) + 1,
         carried_from=item.meeting.date,
+        next_note_ref=item.next_note_ref,  # the notes keep their sub-references
         message_id=None,
         created_at=now,
     )

@@ -49,7 +49,11 @@ def next_meeting(ctx: Context) -> Outcome:
     group="Meetings",
 )
 def notes(ctx: Context, which: MeetingDate | None) -> Outcome:
-    """Preview a meeting's notes: the current or next meeting, `last`, or a date."""
+    """Preview a meeting's notes: the current or next meeting, `last`, or a date.
+
+    Each note, decision and action shows its sub-reference (`A2.1`), which
+    `edit` and `remove` take; the published notes do not show them.
+    """
     from cafebot.notes.render import Flavour, render
 
     if which is None or which.relative == "next":
@@ -64,7 +68,8 @@ def notes(ctx: Context, which: MeetingDate | None) -> Outcome:
     else:
         assert which.date is not None  # noqa: S101 - MeetingDate has a date or a relative
         meeting = ctx.meeting_on(which.date)
-    return Outcome(reply=render(meeting, Flavour(ctx.notes_flavour), ctx.series))
+    # A preview shows each note's sub-reference (A2.1), for `edit` and `remove`.
+    return Outcome(reply=render(meeting, Flavour(ctx.notes_flavour), ctx.series, refs=True))
 
 
 @command(

@@ -8,23 +8,36 @@ scheduled end) -> published. Organisers run a live meeting with ``start``,
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
-from typing import TYPE_CHECKING
+import re
+import typing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Self
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cafebot.cafe import meetings
 from cafebot.cafe.agenda import item_line, open_items, renumber
-from cafebot.cafe.context import Context
+from cafebot.cafe.context import ENTRY_TYPES, Context, Entry
 from cafebot.cafe.entries import agenda_item_for, carry, next_ref
-from cafebot.commands.converters import Keyword, MeetingDate, Ref, TimeOfDay, format_estimate
+from cafebot.commands.converters import (
+    ConversionError,
+    Keyword,
+    MeetingDate,
+    Ref,
+    TimeOfDay,
+    format_estimate,
+)
 from cafebot.commands.errors import UserError
 from cafebot.commands.registry import Outcome, Who, command
 from cafebot.core.config import SeriesSettings
 from cafebot.core.text import inline, one_line, zulip_time
 from cafebot.storage.models import (
     AgendaItem,
+    CancelMove,
     CheckIn,
     Introduction,
     ItemState,
@@ -48,6 +61,22 @@ def minutes(delta: dt.timedelta) -> int:
 def effective_end(meeting: Meeting) -> dt.datetime:
     """When the meeting ended (or ends): an organiser's ``end``, else its scheduled end."""
     return meeting.ended_at or meeting.ends_at
+
+
+def live_end(meeting: Meeting) -> dt.datetime:
+    """When a live meeting's time is up: a meeting started early keeps its slot's length,
+    counted from its actual start; one started late still ends at its scheduled end."""
+    if meeting.started_at is None:
+        return meeting.ends_at
+    return min(meeting.ends_at, meeting.started_at + (meeting.ends_at - meeting.starts_at))
+
+
+def until(delta: dt.timedelta) -> str:
+    """A wait in words: ``9 days``, ``3 h 20 min``, ``45 min``."""
+    if delta >= dt.timedelta(days=2):
+        return f"{delta.days} days"
+    hours, mins = divmod(minutes(delta), 60)
+    return f"{hours} h {mins} min" if hours else f"{mins} min"
 
 
 # ---------------------------------------------------------------- domain
@@ -76,14 +105,14 @@ def set_current(meeting: Meeting, item: AgendaItem | None, now: dt.datetime) -> 
 
 def end_meeting(
     session: Session, series: SeriesSettings, row: Series, meeting: Meeting, now: dt.datetime
-) -> tuple[list[AgendaItem], Meeting | None]:
+) -> tuple[list[tuple[AgendaItem, AgendaItem]], Meeting | None]:
     """End ``meeting``. If it was run live, carry its unreached items to the next meeting.
 
-    Returns the carried copies and the meeting they went to.
+    Returns each carried item with its copy, and the meeting the copies went to.
     """
     was_live = meeting.started_at is not None
     meeting.state = MeetingState.ENDED
-    meeting.ended_at = min(now, meeting.ends_at)  # a late clean-up keeps the scheduled end
+    meeting.ended_at = min(now, live_end(meeting))  # a late clean-up keeps the scheduled end
     set_current(meeting, None, now)
     if not was_live:
         return [], None
@@ -93,14 +122,68 @@ def end_meeting(
     later = meetings.following(session, series, row, meeting.starts_at)
     copies = []
     for item in unreached:
-        copies.append(carry(item, later, session, now))
+        copies.append((item, carry(item, later, session, now)))
         item.state = ItemState.CARRIED_OVER
         item.moved_to = later.date
     return copies, later
 
 
+def fingerprint(entry: Entry) -> str:
+    """What an entry says (and, for an agenda item, its state and notes), as a digest:
+    an entry whose digest has changed since a cancel moved it was touched since."""
+    if isinstance(entry, AgendaItem):
+        notes = [(n.position, n.kind.value, n.text, n.owner_id) for n in entry.notes]
+        content: list[object] = [
+            entry.topic,
+            entry.estimate_min,
+            entry.estimate_max,
+            entry.state.value,
+            str(entry.moved_to),
+            entry.reached,
+            notes,
+        ]
+    elif isinstance(entry, ShoutOut):
+        content = [entry.project, entry.text]
+    elif isinstance(entry, Introduction):
+        content = [entry.text]
+    else:
+        content = [entry.name, entry.github, entry.affiliation]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def _record_move(
+    session: Session,
+    kind: str,
+    entry: Entry,
+    source: Meeting,
+    target: Meeting,
+    old_ref: int,
+    now: dt.datetime,
+    old_position: int | None = None,
+    old_carried_from: dt.date | None = None,
+) -> None:
+    session.flush()  # the entry's new place and the target meeting have their ids
+    session.add(
+        CancelMove(
+            meeting_id=source.id,
+            target_id=target.id,
+            kind=kind,
+            entry_id=entry.id,
+            old_ref=old_ref,
+            new_ref=entry.ref,
+            old_position=old_position,
+            old_carried_from=old_carried_from,
+            fingerprint=fingerprint(entry),
+            moved_at=now,
+        )
+    )
+
+
 def move_entries(session: Session, source: Meeting, target: Meeting, now: dt.datetime) -> int:
-    """Move every entry of a cancelled meeting to ``target``; they get new references there."""
+    """Move every entry of a cancelled meeting to ``target``; they get new references there.
+
+    Each move is recorded (:class:`CancelMove`), so that ``uncancel`` can undo it.
+    """
     moved = 0
     entries: list[CheckIn | Introduction | ShoutOut] = [
         *source.checkins,
@@ -122,18 +205,73 @@ def move_entries(session: Session, source: Meeting, target: Meeting, now: dt.dat
         if duplicate is not None:  # already there: the later entry stands
             session.delete(entry)
             continue
+        old_ref = entry.ref
         entry.ref = next_ref(session, target, kind)
         entry.meeting = target
+        _record_move(session, kind, entry, source, target, old_ref, now)
         moved += 1
     for item in open_items(source):
+        old_ref, old_position, old_carried_from = item.ref, item.position, item.carried_from
         item.ref = next_ref(session, target, "A")
         item.position = max((i.position for i in open_items(target)), default=0) + 1
         item.meeting = target
         if item.carried_from is None:
             item.carried_from = source.date
+        _record_move(
+            session, "A", item, source, target, old_ref, now, old_position, old_carried_from
+        )
         moved += 1
     renumber(open_items(target))
     return moved
+
+
+def move_back(session: Session, meeting: Meeting) -> tuple[list[str], list[str]]:
+    """Undo what cancelling ``meeting`` moved, for each entry still untouched.
+
+    An entry is untouched while it is in the meeting it was moved to, under the
+    reference it got there, saying what it said then. Returns what moved back
+    (``D/A3 → A1``) and what stayed because it was touched since.
+    """
+    back: list[str] = []
+    stayed: list[str] = []
+    records = session.scalars(
+        select(CancelMove)
+        .where(CancelMove.meeting_id == meeting.id)
+        .order_by(CancelMove.kind, CancelMove.old_ref)
+    ).all()
+    targets: set[Meeting] = set()
+    for record in records:
+        target = session.get(Meeting, record.target_id)
+        model = ENTRY_TYPES[record.kind]
+        entry = typing.cast(Entry | None, session.get(model, record.entry_id))
+        where = f"{target.date}/{record.kind}{record.new_ref}" if target else "?"
+        if (
+            target is None
+            or entry is None
+            or entry.meeting_id != record.target_id
+            or entry.ref != record.new_ref
+            or fingerprint(entry) != record.fingerprint
+        ):
+            if entry is not None:
+                stayed.append(f"{where} (was {record.kind}{record.old_ref})")
+            continue
+        taken = session.scalar(
+            select(model).where(model.meeting_id == meeting.id, model.ref == record.old_ref)
+        )
+        ref = record.old_ref if taken is None else next_ref(session, meeting, record.kind)
+        entry.meeting = meeting
+        entry.ref = ref
+        if isinstance(entry, AgendaItem):
+            entry.position = record.old_position or 0
+            entry.carried_from = record.old_carried_from
+        targets.add(target)
+        back.append(f"{where} → {record.kind}{ref}")
+    session.execute(delete(CancelMove).where(CancelMove.meeting_id == meeting.id))
+    session.flush()
+    for changed in (meeting, *targets):
+        session.refresh(changed)
+        renumber(open_items(changed))
+    return back, stayed
 
 
 # ---------------------------------------------------------------- the live meeting
@@ -157,13 +295,63 @@ def _current_line(ctx: Context, meeting: Meeting) -> str:
     return f"Now: **{item_line(item)}**"
 
 
-@command("start", who=Who.ORGANIZER, examples=("start",), group="Running a meeting")
-def start(ctx: Context) -> Outcome:
-    """Start the current (or next) meeting and run it live, item by item."""
+@dataclass(frozen=True)
+class StartWhen:
+    """``now`` (whenever the meeting is scheduled), or the date of the meeting to start."""
+
+    date: dt.date | None = None
+
+    name: ClassVar[str] = "now|date"
+    example: ClassVar[str] = "now"
+
+    @classmethod
+    def consume(cls, text: str) -> tuple[Self, str]:
+        word, _, rest = text.strip().partition(" ")
+        if word.lower() == "now":
+            return cls(), rest.lstrip()
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", word):
+            raise ConversionError(
+                f"'{word[:40]}' is not `now` or a meeting's date: write `start now` "
+                "or `start 2031-06-17`"
+            )
+        return cls(MeetingDate.consume(word)[0].date), rest.lstrip()
+
+
+@command(
+    "start",
+    who=Who.ORGANIZER,
+    examples=("start", "start now", "start 2031-06-17"),
+    group="Running a meeting",
+)
+def start(ctx: Context, when: StartWhen | None) -> Outcome:
+    """Start the current (or next) meeting and run it live, item by item.
+
+    Plain `start` works from `start_margin` (30 min by default) before the
+    scheduled start; earlier, `start now` or `start <date of the meeting>`
+    starts it anyway. A meeting started early keeps its length: `now` counts
+    the time left from the actual start.
+    """
     meeting = ctx.target_meeting()
     if meeting.state is MeetingState.LIVE:
         raise UserError(
             f"The meeting of {meeting.date} is already running.", show_usage=False, example="now"
+        )
+    if when is not None and when.date is not None and when.date != meeting.date:
+        raise UserError(
+            f"`start` starts the current or next meeting, which is that of {meeting.date}, "
+            f"not {when.date}.",
+            show_usage=False,
+            example=f"start {meeting.date}",
+        )
+    early = meeting.starts_at - ctx.now
+    if when is None and early > ctx.series.start_margin:
+        raise UserError(
+            f"The next {inline(ctx.series.name)} is on {meeting.date}, "
+            f"{zulip_time(meeting.starts_at)}: in {until(early)}. `start` starts a meeting "
+            f"from {minutes(ctx.series.start_margin)} min before its start; to start it now "
+            f"anyway, say `start now` (or `start {meeting.date}`).",
+            show_usage=False,
+            example="start now",
         )
     meeting.state = MeetingState.LIVE
     meeting.started_at = ctx.now
@@ -229,8 +417,13 @@ def done(ctx: Context) -> Outcome:
 
 @command("now", aliases=("status",), examples=("now",), group="Running a meeting")
 def now_command(ctx: Context) -> Outcome:
-    """The current item, the time it has taken against its estimate, and the time left."""
+    """The current item, the time it has taken against its estimate, and the time left.
+
+    The time left runs to the scheduled end, or, for a meeting started early,
+    to the end of a slot of the scheduled length from its actual start.
+    """
     meeting = _live(ctx)
+    ends = live_end(meeting)
     lines = [_current_line(ctx, meeting)]
     item = current_item(meeting)
     if item is not None:
@@ -241,13 +434,13 @@ def now_command(ctx: Context) -> Outcome:
             lines.append(f"{used} min so far, estimate {estimate}{' — over time' if over else ''}.")
         else:
             lines.append(f"{used} min so far (no estimate).")
-    left = minutes(meeting.ends_at - ctx.now)
+    left = minutes(ends - ctx.now)
     remaining = [i for i in open_items(meeting) if i.state is ItemState.OPEN and i is not item]
     lines.append(
         f"{left} min left in the meeting; {len(remaining)} more open item"
         f"{'s' if len(remaining) != 1 else ''}."
-        if ctx.now < meeting.ends_at
-        else f"The meeting is {minutes(ctx.now - meeting.ends_at)} min over its end."
+        if ctx.now < ends
+        else f"The meeting is {minutes(ctx.now - ends)} min over its end."
     )
     return Outcome(reply="\n".join(lines))
 
@@ -270,7 +463,8 @@ def end(ctx: Context) -> Outcome:
     copies, later = end_meeting(ctx.session, ctx.series, ctx.series_row, meeting, ctx.now)
     lines = [f"The {inline(ctx.series.name)} of {meeting.date} has ended. Thank you all!"]
     if copies and later is not None:
-        refs = ", ".join(f"A{c.ref}" for c in copies)
+        # The ended meeting's references, and where each item went.
+        refs = ", ".join(f"A{item.ref} → {later.date}/A{copy.ref}" for item, copy in copies)
         lines.append(
             f"{len(copies)} item{'s' if len(copies) != 1 else ''} not reached "
             f"{'were' if len(copies) != 1 else 'was'} carried over to {later.date}: {refs}."
@@ -337,7 +531,12 @@ def cancel(ctx: Context, which: MeetingDate | None, reason: str | None) -> Outco
 
 @command("uncancel", who=Who.ORGANIZER, examples=("uncancel 2031-07-15",), group="Schedule")
 def uncancel(ctx: Context, which: MeetingDate) -> Outcome:
-    """Put a cancelled meeting back on the schedule."""
+    """Put a cancelled meeting back on the schedule, with the entries its cancel moved.
+
+    Each entry that the cancel moved to the following meeting comes back under
+    its old reference, unless it was changed, moved on or closed since: those
+    stay, and the reply names them.
+    """
     meeting = _resolve(ctx, which)
     if meeting.state is not MeetingState.CANCELLED:
         raise UserError(f"The meeting of {meeting.date} is not cancelled.", show_usage=False)
@@ -345,15 +544,28 @@ def uncancel(ctx: Context, which: MeetingDate) -> Outcome:
         raise UserError(f"The meeting of {meeting.date} is in the past.", show_usage=False)
     meeting.state = MeetingState.SCHEDULED
     meeting.cancel_reason = None
+    back, stayed = move_back(ctx.session, meeting)
+    lines = [
+        f"The {inline(ctx.series.name)} of {meeting.date} is back on, "
+        f"{zulip_time(meeting.starts_at)}."
+    ]
+    if back:
+        lines.append(
+            f"Moved back to {meeting.date} what the cancel had moved and nobody has "
+            f"changed since: {', '.join(back)}."
+        )
+    if stayed:
+        lines.append(
+            f"Changed or moved since, so left where they are: {', '.join(stayed)} "
+            "(`defer` moves an item on, `remove` deletes an entry)."
+        )
+    if not back and not stayed:
+        lines.append("The cancel had moved no entries that are still there to move back.")
     from cafebot.cafe.reminders import send_back_on_notice
 
     meeting_id = meeting.id
     return Outcome(
-        reply=(
-            f"The {inline(ctx.series.name)} of {meeting.date} is back on, "
-            f"{zulip_time(meeting.starts_at)}. Entries that moved to the following meeting "
-            "stay there (`defer` and `edit` can move them)."
-        ),
+        reply="\n".join(lines),
         replan=True,
         after=lambda app, chat: _ignore(send_back_on_notice(app, chat, meeting_id)),
     )

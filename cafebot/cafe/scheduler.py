@@ -196,7 +196,8 @@ class Lifecycle:
             for meeting in session.scalars(
                 select(Meeting).where(
                     Meeting.state.in_([MeetingState.SCHEDULED, MeetingState.ENDED]),
-                    Meeting.ends_at <= now + dt.timedelta(days=1),
+                    # A meeting started early with `start now` may end days before its slot.
+                    (Meeting.ends_at <= now + dt.timedelta(days=1)) | (Meeting.ended_at <= now),
                 )
             ):
                 series = keys.get(meeting.series.key)

@@ -20,16 +20,23 @@ from cafebot.core.estimates import format_estimate as format_estimate
 from cafebot.core.estimates import shown as _shown
 from cafebot.core.estimates import split_word as _split_word
 
-_REF_RE = re.compile(r"^(?:(?P<date>\d{4}-\d{2}-\d{2})/)?(?P<kind>[ASIC])(?P<num>\d{1,6})$", re.I)
+_REF_RE = re.compile(
+    r"^(?:(?P<date>\d{4}-\d{2}-\d{2})/)?(?P<kind>[ASIC])(?P<num>\d{1,6})(?:\.(?P<note>\d{1,6}))?$",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
 class Ref:
-    """A stable entry reference: ``A2``, or ``2031-06-17/A2`` for another meeting."""
+    """A stable entry reference: ``A2``, or ``2031-06-17/A2`` for another meeting.
+
+    ``A2.1`` names the first note, decision or action recorded under ``A2``.
+    """
 
     kind: str  # A, S, I or C
     number: int
     date: dt.date | None = None
+    note: int | None = None  # the sub-reference of a note under an agenda item
 
     name: ClassVar[str] = "ref"
     example: ClassVar[str] = "A2"
@@ -41,7 +48,7 @@ class Ref:
         if not m:
             raise ConversionError(
                 f"'{_shown(word)}' is not a reference: use A1 (agenda), S1 (shout-out), "
-                "I1 (introduction) or C1 (check-in), as shown by `list`"
+                "I1 (introduction), C1 (check-in) or A2.1 (a note under A2), as shown by `list`"
             )
         date = None
         if m.group("date"):
@@ -49,11 +56,22 @@ class Ref:
                 date = dt.date.fromisoformat(m.group("date"))
             except ValueError as exc:
                 raise InvalidValue(f"'{m.group('date')}' is not a date on the calendar") from exc
-        return cls(m.group("kind").upper(), int(m.group("num")), date), rest
+        kind, note = m.group("kind").upper(), m.group("note")
+        if note is not None and kind != "A":
+            raise InvalidValue(
+                f"'{_shown(word)}': only agenda items have notes; a note's reference is "
+                "like A2.1 (the first note under A2)"
+            )
+        return cls(kind, int(m.group("num")), date, int(note) if note else None), rest
 
     @property
     def label(self) -> str:
-        return f"{self.kind}{self.number}"
+        return f"{self.kind}{self.number}" + (f".{self.note}" if self.note is not None else "")
+
+    @property
+    def item(self) -> Ref:
+        """The agenda item a note's reference is under (``A2.1`` -> ``A2``)."""
+        return Ref(self.kind, self.number, self.date)
 
     def __str__(self) -> str:
         return f"{self.date.isoformat()}/{self.label}" if self.date else self.label

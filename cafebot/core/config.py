@@ -133,6 +133,8 @@ class SeriesSettings:
         dt.timedelta(0),
     )
     publish_delay: dt.timedelta = dt.timedelta(minutes=15)
+    # How long before its scheduled start a plain `start` may start a meeting.
+    start_margin: dt.timedelta = dt.timedelta(minutes=30)
     archive_dir: Path = Path("notes")
     git_remote: str | None = None
     git_branch: str = "main"
@@ -272,6 +274,7 @@ _KNOWN_SERIES_KEYS = {
     "organizers",
     "reminders",
     "publish_delay",
+    "start_margin",
     "archive_dir",
     "git_remote",
     "git_branch",
@@ -606,6 +609,9 @@ class _Loader:
             ),
             publish_delay=parse(
                 "publish_delay", parse_duration, "publish_delay = 15m", defaults.publish_delay
+            ),
+            start_margin=parse(
+                "start_margin", parse_duration, "start_margin = 30m", defaults.start_margin
             ),
             archive_dir=archive_dir,
             git_remote=get("git_remote"),

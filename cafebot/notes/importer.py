@@ -392,6 +392,7 @@ def _entry_rows(
                 carried_from=None,
                 moved_to=None,
                 reached=False,
+                next_note_ref=len(item.notes) + 1,
             )
         )
         note = {"author_id": None, "owner_id": None, "message_id": None, "created_at": at}

@@ -78,11 +78,15 @@ class Flavour(enum.StrEnum):
     ZULIP = "zulip"  # for a Zulip message
 
 
-def render(meeting: Meeting, flavour: Flavour, series: SeriesSettings | None = None) -> str:
+def render(
+    meeting: Meeting, flavour: Flavour, series: SeriesSettings | None = None, *, refs: bool = False
+) -> str:
     """The notes of one meeting, as Markdown ending with a newline.
 
     A meeting imported from the archive keeps its source until the bot changes it
     (notes-format.md, fidelity rule 2): the archive flavour is that source then.
+    ``refs``: a preview, which ends each note's first line with its sub-reference
+    (`A2.1`); the format has no place for them, so published notes never show them.
     """
     flavour = Flavour(flavour)
     archive = meeting.archive
@@ -91,7 +95,8 @@ def render(meeting: Meeting, flavour: Flavour, series: SeriesSettings | None = N
         return source if source.endswith("\n") else source + "\n"
     kept = _Kept.of(meeting)
     names = {id(c.person): c.name for c in meeting.checkins if c.name and c.person is not None}
-    return _Renderer(flavour, series or SeriesSettings(key="cafe"), kept, names).meeting(meeting)
+    renderer = _Renderer(flavour, series or SeriesSettings(key="cafe"), kept, names, refs)
+    return renderer.meeting(meeting)
 
 
 def render_archive_file(
@@ -155,6 +160,7 @@ class _Renderer:
     # Each person's name at this meeting, by the person object (one per session): the
     # one they checked in with (models.name_at).
     names: Mapping[int, str] = field(default_factory=dict)
+    refs: bool = False  # a preview: each note shows its sub-reference
 
     def name(self, person: Person) -> str:
         return self.names.get(id(person)) or person.display_name
@@ -317,7 +323,8 @@ class _Renderer:
                 continue  # an empty note says nothing
             # A note of its own that opens like "**Decision**" must not read as a decision.
             literal = note.kind is NoteKind.NOTE and opens_like_a_note_kind(line)
-            out.append(self.bullet(1, line, literal_start=literal))
+            ref = f" `A{item.ref}.{note.position}`" if self.refs else ""
+            out.append(self.bullet(1, line, literal_start=literal) + ref)
             out += [self.bullet(2, extra) for extra in more]
         return out
 

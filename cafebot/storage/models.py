@@ -291,6 +291,8 @@ class AgendaItem(_Entry, Base):
     moved_to: Mapped[dt.date | None] = mapped_column(Date)
     # Set when the item was reached in a live meeting (closed, or discussed).
     reached: Mapped[bool] = mapped_column(default=False)
+    # The number the item's next note gets (its sub-reference, A2.1 …): never reused.
+    next_note_ref: Mapped[int] = mapped_column(default=1)
 
     meeting: Mapped[Meeting] = relationship(back_populates="agenda_items")
     proposer: Mapped[Person | None] = relationship()
@@ -314,6 +316,7 @@ class ItemNote(Base):
     )
     kind: Mapped[NoteKind] = mapped_column(_enum(NoteKind, "note_kind"))
     text: Mapped[str] = mapped_column(Text)
+    # Its order under the item and its stable sub-reference there (A2.1 is position 1 of A2).
     position: Mapped[int] = mapped_column()
     author_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     # For actions: who will do it.
@@ -324,6 +327,30 @@ class ItemNote(Base):
     item: Mapped[AgendaItem] = relationship(back_populates="notes")
     author: Mapped[Person | None] = relationship(foreign_keys=[author_id])
     owner: Mapped[Person | None] = relationship(foreign_keys=[owner_id])
+
+
+class CancelMove(Base):
+    """An entry that cancelling a meeting moved to the following one, and where it stood.
+
+    ``uncancel`` moves it back while it is untouched: still in that meeting under the
+    reference it got there, with the content it had (``fingerprint``).
+    """
+
+    __tablename__ = "cancel_move"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meeting.id", ondelete="CASCADE"), index=True
+    )  # the cancelled meeting
+    target_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(1))  # A, S, I or C
+    entry_id: Mapped[int] = mapped_column()
+    old_ref: Mapped[int] = mapped_column()
+    new_ref: Mapped[int] = mapped_column()
+    old_position: Mapped[int | None] = mapped_column()  # an agenda item's
+    old_carried_from: Mapped[dt.date | None] = mapped_column(Date)  # an agenda item's
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    moved_at: Mapped[dt.datetime] = mapped_column(Instant)
 
 
 class ProcessedMessage(Base):
