@@ -296,7 +296,8 @@ def test_the_notes_format_the_readme_points_to_is_there_and_its_examples_import(
         path.write_text(f"# Notes\n\n{example}")
         result = cafebot("archive", "import", "--db", db, str(path))
         assert result.returncode == 0, result.stderr
-        assert "check-ins" in result.stdout and "agenda items" in result.stdout
+        # Each example was read as a meeting (the summary counts, in the singular for 1).
+        assert re.search(r"\d+ check-ins?, .* \d+ agenda items?,", result.stdout), result.stdout
         exported = cafebot("archive", "export", "--db", db, "-o", str(tmp_path / f"out{n}"))
         assert exported.returncode == 0, exported.stderr
     # The drifted example comes back out as it was read.

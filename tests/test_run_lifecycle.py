@@ -103,6 +103,11 @@ def test_cafebot_publish_posts_and_archives(tmp_path: Path, fake: FakeZulip) -> 
     assert posted.topic == topic and "Old news" in posted.content
     assert "Old news" in (tmp_path / "notes" / f"{past.year}.md").read_text()
     assert org.bot.api_key not in result.stdout + result.stderr
+    # The server's message limit is read from the realm section of /register, which Zulip
+    # sends only when asked for (zulip.yaml).
+    (register,) = fake.requests_to("register")
+    assert register.params.get("fetch_event_types") == '["realm"]'
+
     # Without a Zulip account, the archive is still written and the Zulip step says why.
     config.write_text(config.read_text().replace(f"site = {fake.url}\n", ""), encoding="utf-8")
     result = zr.subprocess.run(

@@ -212,9 +212,12 @@ def move_entries(session: Session, source: Meeting, target: Meeting, now: dt.dat
         moved += 1
     for item in open_items(source):
         old_ref, old_position, old_carried_from = item.ref, item.position, item.carried_from
-        item.ref = next_ref(session, target, "A")
-        item.position = max((i.position for i in open_items(target)), default=0) + 1
+        # Both read the target (a query flushes): before the item changes, so that no
+        # flush sees it with the target's next reference still in the cancelled meeting.
+        ref = next_ref(session, target, "A")
+        position = max((i.position for i in open_items(target)), default=0) + 1
         item.meeting = target
+        item.ref, item.position = ref, position
         if item.carried_from is None:
             item.carried_from = source.date
         _record_move(

@@ -32,7 +32,13 @@ class DirectChat:
 
     def connect(self) -> None:
         """Read the server's limits; a refused account fails here, clearly."""
-        result = self._call("POST", "register", {"event_types": '["message"]'})
+        # zulip.yaml, /register: max_message_length is in the "realm" section, sent only
+        # when "realm" is fetched (recorded.json, exchange 0).
+        result = self._call(
+            "POST",
+            "register",
+            {"event_types": '["message"]', "fetch_event_types": '["realm"]'},
+        )
         if result.get("result") != "success":
             raise SendFailed(f"Zulip refused the bot's account: {result.get('msg', '')}")
         self.max_message_length = int(result.get("max_message_length", 10_000))
