@@ -1,6 +1,6 @@
 """Alembic's environment for cafebot.
 
-Run from the application (``cafebot db upgrade``, ``cafebot.db.upgrade_database``)
+Run from the application (``cafebot db upgrade``, ``cafebot.storage.db.upgrade_database``)
 with a connection in ``config.attributes["connection"]``, or by a developer with
 ``alembic`` and the top-level alembic.ini, where the database URL comes from
 ``CAFEBOT_DATABASE_URL`` or else from alembic.ini's ``sqlalchemy.url``.

@@ -6,7 +6,9 @@ It speaks the endpoints cafebot uses, as documented at zulip.com/api:
 DELETE deregisters), ``messages`` (send; get with anchor, num_before/num_after,
 include_anchor, narrow and apply_markdown; the 5,000 cap), ``messages/{id}``
 (get, update within the edit time limit, delete), reactions,
-``users/me/subscriptions`` and ``get_stream_id``. Every API response carries
+``users/me/subscriptions``, ``get_stream_id`` and ``scheduled_messages`` (create, list,
+edit, delete; delivered at their time by a thread of the fake, as Zulip's delivery
+worker does). Every API response carries
 ``X-RateLimit-*`` headers from a configurable window; too many requests get a
 429 with a float ``retry-after``. Content over ``max_message_length`` is
 truncated as Zulip does, and topics over ``max_topic_length``.
@@ -94,6 +96,26 @@ class StoredMessage:
     receivers: frozenset[int] = frozenset()  # who received it (UserMessage rows)
     reactions: list[tuple[int, str]] = field(default_factory=list)
     last_edit_timestamp: float | None = None
+
+
+# Zulip's SCHEDULED_MESSAGE_LATE_CUTOFF_MINUTES: later than this, a delivery fails.
+SCHEDULED_LATE_CUTOFF = 600.0
+
+
+@dataclass
+class ScheduledRecord:
+    """A scheduled message, as Zulip's ScheduledMessage row holds it."""
+
+    id: int
+    sender_id: int
+    stream_id: int
+    topic: str
+    content: str
+    timestamp: int  # scheduled_delivery_timestamp
+    failed: bool = False
+    failure_message: str | None = None
+    delivered: bool = False
+    delivered_message_id: int | None = None
 
 
 @dataclass
@@ -195,6 +217,7 @@ class FakeZulip:
         self._conns: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._init_scheduled()
 
     # ------------------------------------------------------------ running
 
@@ -203,9 +226,11 @@ class FakeZulip:
         self._server.fake = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+        self._start_delivery()
         return self
 
     def stop(self) -> None:
+        self._stop_delivery()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -374,6 +399,77 @@ class FakeZulip:
         with self.lock:
             self.rate_limit, self.rate_window = limit, window
             self._rate.clear()
+
+    # ------------------------------------------------------------ scheduled messages
+    # Zulip's scheduled messages (feature level 179+: POST; 173+: GET and DELETE): kept
+    # per sender, delivered by a thread of the fake at scheduled_delivery_timestamp as
+    # ordinary messages from the sender (events to every receiving queue). Real Zulip's
+    # delivery worker looks once a minute; the fake looks every 50 ms (tests use seconds).
+
+    def _init_scheduled(self) -> None:
+        # A test lowers the module's FEATURE_LEVEL (monkeypatch) for a server without them.
+        self.scheduled: dict[int, ScheduledRecord] = {}
+        self._scheduled_ids = itertools.count(1)
+        self.scheduled_delivery_paused = False  # the delivery worker is behind
+        self.fail_scheduled_delivery: str | None = None  # deliveries fail with this message
+        self._delivery_stop = threading.Event()
+        self._delivery_thread: threading.Thread | None = None
+
+    def _start_delivery(self) -> None:
+        self._delivery_stop.clear()
+        self._delivery_thread = threading.Thread(target=self._deliver_loop, daemon=True)
+        self._delivery_thread.start()
+
+    def _stop_delivery(self) -> None:
+        self._delivery_stop.set()
+        if self._delivery_thread is not None:
+            self._delivery_thread.join(2.0)
+
+    def _deliver_loop(self) -> None:
+        while not self._delivery_stop.wait(0.05):
+            with self.lock:
+                if not self.scheduled_delivery_paused:
+                    self._deliver_due(time.time())
+
+    def _deliver_due(self, now: float) -> None:
+        """As Zulip's try_deliver_one_scheduled_message, for every one that is due."""
+        for record in sorted(self.scheduled.values(), key=lambda r: (r.timestamp, r.id)):
+            if record.delivered or record.failed or record.timestamp > now:
+                continue
+            sender = self.users[record.sender_id]
+            stream = next((st for st in self.streams.values() if st.id == record.stream_id), None)
+            if self.fail_scheduled_delivery or stream is None:
+                reason = self.fail_scheduled_delivery or "Channel does not exist"
+            elif now > record.timestamp + SCHEDULED_LATE_CUTOFF:
+                reason = "Message could not be sent at the scheduled time."
+            else:
+                reason = None
+            if reason is not None:
+                record.failed, record.failure_message = True, reason
+                continue
+            assert stream is not None
+            record.delivered_message_id = self._send(
+                sender, stream.name, record.topic, record.content, None
+            )
+            record.delivered = True
+
+    def deliver_scheduled(self, now: float) -> None:
+        """Zulip's delivery worker runs at ``now`` (for tests whose bot has a fake clock)."""
+        with self.lock:
+            self._deliver_due(now)
+
+    def scheduled_of(self, user: User) -> list[ScheduledRecord]:
+        """``user``'s scheduled messages not yet delivered (a test helper)."""
+        with self.lock:
+            return sorted(
+                (r for r in self.scheduled.values() if r.sender_id == user.id and not r.delivered),
+                key=lambda r: (r.timestamp, r.id),
+            )
+
+    def delete_scheduled(self, scheduled_id: int) -> None:
+        """The record goes (as a user deleting it in the web app)."""
+        with self.lock:
+            del self.scheduled[scheduled_id]
 
     # ------------------------------------------------------------ internals (hold the lock)
 
@@ -1068,6 +1164,8 @@ class _Api:
             return self.send()
         if path == "messages" and method == "GET":
             return self.get_messages()
+        if parts[0] == "scheduled_messages":
+            return self.scheduled_messages(method, parts[1:])
         if parts[0] == "messages" and len(parts) >= 2 and parts[1].isdigit():
             message_id = int(parts[1])
             if len(parts) == 3 and parts[2] == "reactions":
@@ -1464,6 +1562,133 @@ class _Api:
                 message.reactions.remove(key)
                 return _ok()
         raise _ApiError(405, "Method not allowed")
+
+    # ------------------------------------------------------------ scheduled messages
+
+    def scheduled_messages(self, method: str, rest: list[str]) -> dict[str, Any]:
+        fake = self.fake
+        level = FEATURE_LEVEL
+        if level < 173 or (not rest and method == "POST" and level < 179):
+            raise _ApiError(404, "Not Found", "BAD_REQUEST")  # no such endpoint yet
+        with fake.lock:
+            if not rest and method == "GET":
+                return _ok(
+                    scheduled_messages=[
+                        self._scheduled_dict(r) for r in fake.scheduled_of(self.user)
+                    ]
+                )
+            if not rest and method == "POST":
+                return self._create_scheduled()
+            if len(rest) == 1 and rest[0].isdigit():
+                record = fake.scheduled.get(int(rest[0]))
+                if record is None or record.sender_id != self.user.id:
+                    raise _ApiError(404, "Scheduled message does not exist", "BAD_REQUEST")
+                if method == "PATCH":
+                    return self._edit_scheduled(record)
+                if method == "DELETE":
+                    del fake.scheduled[record.id]  # a delivered one's record too: it stays sent
+                    return _ok()
+        raise _ApiError(405, "Method not allowed")
+
+    def _scheduled_dict(self, record: ScheduledRecord) -> dict[str, Any]:
+        return {
+            "scheduled_message_id": record.id,
+            "type": "stream",
+            "to": record.stream_id,
+            "topic": record.topic,
+            "content": record.content,
+            "rendered_content": _render(record.content),
+            "scheduled_delivery_timestamp": record.timestamp,
+            "failed": record.failed,
+        }
+
+    def _required(self, name: str) -> str:
+        if name not in self.params:
+            raise _ApiError(
+                400, f"Missing '{name}' argument", "REQUEST_VARIABLE_MISSING", var_name=name
+            )
+        return self.params[name]
+
+    def _future_timestamp(self, raw: str) -> int:
+        value = _loads(raw)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _ApiError(400, "scheduled_delivery_timestamp is not an integer")
+        if value <= time.time():
+            raise _ApiError(400, "Scheduled delivery time must be in the future.")
+        return value
+
+    def _scheduled_stream(self, raw: str) -> int:
+        to = _loads(raw)
+        if isinstance(to, list) and len(to) == 1:
+            to = to[0]
+        if not isinstance(to, int) or isinstance(to, bool):
+            raise _ApiError(400, "Invalid data type for channel ID")
+        if not any(st.id == to for st in self.fake.streams.values()):
+            raise _ApiError(
+                400, f"Channel with ID '{to}' does not exist", "STREAM_DOES_NOT_EXIST", stream_id=to
+            )
+        return to
+
+    def _checked_content(self, content: str) -> str:
+        if not content.strip():
+            raise _ApiError(400, "Message must not be empty")
+        marker = "\n[message truncated]"
+        if len(content) > self.fake.max_message_length:
+            content = content[: self.fake.max_message_length - len(marker)] + marker
+        return content.rstrip()
+
+    def _checked_topic(self, topic: str) -> str:
+        if not topic.strip():
+            raise _ApiError(400, "Topic can't be empty!")
+        if len(topic) > self.fake.max_topic_length:
+            topic = topic[: self.fake.max_topic_length - 3] + "..."
+        return topic
+
+    def _create_scheduled(self) -> dict[str, Any]:
+        kind = self._required("type")
+        if kind not in ("stream", "channel", "direct", "private"):
+            raise _ApiError(400, "Invalid type")
+        to = self._required("to")
+        content = self._required("content")
+        when = self._required("scheduled_delivery_timestamp")
+        if kind in ("direct", "private"):
+            raise _ApiError(400, "The fake schedules channel messages only")
+        record = ScheduledRecord(
+            id=next(self.fake._scheduled_ids),
+            sender_id=self.user.id,
+            stream_id=self._scheduled_stream(to),
+            topic=self._checked_topic(self.params.get("topic", "")),
+            content=self._checked_content(content),
+            timestamp=self._future_timestamp(when),
+        )
+        self.fake.scheduled[record.id] = record
+        return _ok(scheduled_message_id=record.id)
+
+    def _edit_scheduled(self, record: ScheduledRecord) -> dict[str, Any]:
+        changes = {"type", "to", "topic", "content", "scheduled_delivery_timestamp"}
+        if not changes & set(self.params):
+            raise _ApiError(400, "Nothing to change")
+        if record.delivered:
+            raise _ApiError(400, "Scheduled message was already sent")
+        when = self.params.get("scheduled_delivery_timestamp")
+        if record.failed and when is None:
+            raise _ApiError(400, "Scheduled delivery time must be in the future.")
+        stream_id = self._scheduled_stream(self.params["to"]) if "to" in self.params else None
+        topic = self._checked_topic(self.params["topic"]) if "topic" in self.params else None
+        content = (
+            self._checked_content(self.params["content"]) if "content" in self.params else None
+        )
+        timestamp = self._future_timestamp(when) if when is not None else None
+        if stream_id is not None:
+            record.stream_id = stream_id
+        if topic is not None:
+            record.topic = topic
+        if content is not None:
+            record.content = content
+        if timestamp is not None:
+            record.timestamp = timestamp
+        record.failed, record.failure_message = False, None
+        return _ok()
 
 
 # ====================================================================== a test organisation

@@ -49,6 +49,17 @@ def test_scripted_shell_session_prints_acks_and_canonical_notes(tmp_path: Path) 
     assert "**A1** (10 min) Release plans — Ada" in result.stdout  # it persisted
 
 
+def test_shell_shows_both_reactions_of_an_agenda_over_the_slot(tmp_path: Path) -> None:
+    script = "agenda 50m Long one\nagenda 20m One too many\nlist\n"
+    out = cafebot("shell", stdin=script, cwd=tmp_path).stdout
+    lines = out.splitlines()
+    assert lines[0] == ":check:"  # within the slot: the check alone
+    assert lines[1] == ":check:"
+    assert lines[2].startswith(":hourglass: (the agenda now needs more time than the meeting")
+    assert "needs about" not in out  # no message of its own
+    assert "Estimated time: 70 min of 60 min — more than the meeting's length" in out
+
+
 def test_shell_as_user_and_organiser(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'x.db'}"
     ada = ["--db", db, "--as", "Ada Lovelace <ada@example.org>"]

@@ -202,11 +202,22 @@ def test_listing_shows_references_and_total(bot: Harness) -> None:
     assert bot.send("list").text == text
 
 
-def test_agenda_overflow_is_warned(bot: Harness) -> None:
-    bot.send("agenda 45m Big topic")
-    answer = bot.send("agenda 30m Another big topic")
-    assert answer.reactions == ["check"]
-    assert "75 min, more than the meeting's 60 min" in answer.text
+def test_agenda_overflow_is_a_second_reaction_not_a_message(bot: Harness) -> None:
+    assert bot.send("agenda 45m Big topic").acked  # within the 60 min slot
+    # Over the slot: a check and an hourglass (a name Zulip has), and no message,
+    # however many proposals there are.
+    for n in range(3):
+        answer = bot.send(f"agenda 30m Another big topic {n}")
+        assert answer.reactions == ["check", "hourglass"]
+        assert answer.replies == []
+    # The listing still shows the total against the slot, and says it is over.
+    assert "Estimated time: 135 min of 60 min — more than the meeting's length" in (
+        bot.send("list").text
+    )
+    # Back within the slot: the check alone again.
+    for ref in ("A2", "A3", "A4"):
+        bot.send(f"remove {ref}")
+    assert bot.send("agenda 10m Small one").acked
 
 
 def test_mentions_are_silent_when_repeated(bot: Harness) -> None:

@@ -1,4 +1,4 @@
-"""cafebot.db: engines, sessions and units of work."""
+"""cafebot.storage.db: engines, sessions and units of work."""
 
 from __future__ import annotations
 

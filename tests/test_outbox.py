@@ -210,3 +210,22 @@ def test_a_post_whose_quick_try_failed_is_sent_once_by_the_sender(
 
 def react(outbox: Outbox, made: Message, org: Org) -> None:
     outbox.enqueue(_React(made, "check", Target.of(made, org.bot.id)))
+
+
+def test_throttled_acknowledgements_become_one_reply_that_says_what_the_hourglass_meant(
+    live_outbox: Outbox, org: Org
+) -> None:
+    outbox = live_outbox
+    made = [_zulip_message(org, f"agenda 30m Topic {n}") for n in range(3)]
+    outbox.limiter.hit(30.0)  # throttled: the queue is not sent as it comes
+    for item in made:
+        outbox.enqueue(_React(item, "check", Target.of(item, org.bot.id)))
+        outbox.enqueue(_React(item, "hourglass", Target.of(item, org.bot.id)))
+    outbox.start(_api(org, outbox.outbound_stop))  # its own limiter: it may post at once
+    (reply,) = org.fake.wait_for(org.replies, what="the combined reply")
+    assert reply.content.startswith(":check: Done, all 3 of them: Ada Lovelace (x3).")
+    # The hourglass of each is said once, in words, instead of three more requests.
+    assert reply.content.count(":hourglass:") == 1
+    assert "needs more time than the meeting has" in reply.content
+    assert outbox.wait_idle(5.0)
+    assert all(org.fake.reactions(m.id or 0) == [] for m in made)

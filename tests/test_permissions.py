@@ -127,7 +127,8 @@ class Matrix:
 
     def fresh_item(self, note: str = "") -> int:
         """Ada proposes an item: the reference the next cell acts on."""
-        assert self.bot.send(f"agenda 5m Item for {note}", ADA).reactions == ["check"]
+        # (An hourglass joins the check once the items fill more than the slot.)
+        assert self.bot.send(f"agenda 5m Item for {note}", ADA).reactions[0] == "check"
         with self.bot.app.unit_of_work() as session:
             return int(session.scalar(select(func.max(AgendaItem.ref))) or 0)
 

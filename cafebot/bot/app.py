@@ -70,6 +70,16 @@ class App:
     organizer_ids: dict[str, set[int]] = field(default_factory=dict)
     # Called after a command changed the schedule (the scheduler re-plans its jobs).
     schedule_listeners: list[Callable[[], None]] = field(default_factory=list)
+    # Called after a command, an edit or a delete took effect (held reminders follow the
+    # agenda); each must be quick: it runs on the thread that handles commands.
+    change_listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def entries_changed(self) -> None:
+        for listener in list(self.change_listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("a change listener failed")
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> App:
@@ -165,8 +175,10 @@ class Bot:
             outcome = self._answer_only(message, chat, APOLOGY)
         if outcome is DUPLICATE:
             result = "duplicate"
-        if outcome.reaction:
-            chat.react(message, outcome.reaction)
+        if result == "ok" and outcome is not DUPLICATE:
+            self.app.entries_changed()
+        for emoji in outcome.reactions:
+            chat.react(message, emoji)
         if outcome.reply:
             # A reply never pings: whatever user text it repeats, mentions in it are silent.
             chat.reply(message, silence_mentions(outcome.reply))
@@ -250,6 +262,7 @@ class Bot:
                     ctx, found[0] if found else None, notes, spec, rest, more
                 )
             log.info("message %s edited: %s follows it", message.id, changed)
+            self.app.entries_changed()
         except UserError as exc:
             self._followed_unchanged(message)
             chat.reply(message, silence_mentions(self._error_text(word, exc)))
@@ -279,6 +292,7 @@ class Bot:
                 continue
             if gone:
                 log.info("message %s deleted: removed %s", message_id, ", ".join(gone))
+                self.app.entries_changed()
             removed += gone
         return removed
 

@@ -15,7 +15,7 @@ from cafebot.cafe.agenda import listing, open_items, renumber
 from cafebot.cafe.context import Context, Entry
 from cafebot.commands.converters import ConversionError, Estimate, Mention, Position, Project, Ref
 from cafebot.commands.errors import UserError
-from cafebot.commands.registry import ACK, Outcome, Who, command
+from cafebot.commands.registry import ACK, OVER_SLOT, Outcome, Who, command
 from cafebot.core.text import clean, one_line
 from cafebot.storage.models import (
     AgendaItem,
@@ -196,13 +196,13 @@ def checkin(ctx: Context, fields: str | None) -> Outcome:
                 f"Welcome back to the {ctx.series.name}, {one_line(name)}! The notes archive "
                 f"has you as @{github} ({linked.describe()}): that history is yours now."
             ),
-            reaction="check",
+            reactions=("check",),
         )
     offer = people.link_offer(ctx.session, person, name, github) if first_time else None
     if offer is not None:
         return Outcome(
             reply=f"Welcome to the {ctx.series.name}, {one_line(name)}! {offer}",
-            reaction="check",
+            reactions=("check",),
         )
     if first_time:
         return Outcome(
@@ -211,7 +211,7 @@ def checkin(ctx: Context, fields: str | None) -> Outcome:
                 "First time here? Introduce yourself to everyone with `intro`, "
                 "for example: `intro I maintain a plotting library and came to learn`."
             ),
-            reaction="check",
+            reactions=("check",),
         )
     return ACK
 
@@ -314,7 +314,9 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     """Propose an agenda item with a time estimate, or (alone) list the agenda.
 
     Estimates: `5m`, `5 min`, `(10 mins)`, `10-15m`, `1h`. Further lines of
-    your message become the item's first notes.
+    your message become the item's first notes. The bot reacts with a check mark;
+    an hourglass beside it means the agenda now needs more time than the meeting
+    has (`list` shows the total against the slot).
     """
     if topic is None:
         if estimate is not None:
@@ -338,13 +340,9 @@ def agenda(ctx: Context, estimate: Estimate | None, topic: str | None) -> Outcom
     low = (booked or 0) + (item.estimate_min or 0)
     slot = int(ctx.series.duration.total_seconds() // 60)
     if low > slot:
-        return Outcome(
-            reply=(
-                f"Added as A{item.ref}. The agenda now needs about {low} min, "
-                f"more than the meeting's {slot} min."
-            ),
-            reaction="check",
-        )
+        # No message for a small change (one per proposal would flood the topic): a second
+        # reaction says the agenda is now longer than the meeting; `list` shows by how much.
+        return Outcome(reactions=("check", OVER_SLOT))
     return ACK
 
 
@@ -483,7 +481,7 @@ def defer(ctx: Context, ref: Ref) -> Outcome:
     renumber(open_items(source))
     return Outcome(
         reply=f"Moved {ref.label} to the meeting of {later.date.isoformat()} as A{copy.ref}.",
-        reaction="check",
+        reactions=("check",),
     )
 
 

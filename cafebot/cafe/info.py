@@ -99,5 +99,5 @@ def use(ctx: Context, series: str) -> Outcome:
     ctx.person.default_series_id = series_row(ctx.session, chosen).id
     return Outcome(
         reply=f"Your direct messages now address the {chosen.name} (`{chosen.key}`).",
-        reaction="check",
+        reactions=("check",),
     )

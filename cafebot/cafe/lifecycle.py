@@ -224,7 +224,7 @@ def done(ctx: Context) -> Outcome:
         lines.append("That was the last open item. `end` ends the meeting.")
     else:
         lines.append(_current_line(ctx, meeting))
-    return Outcome(reply="\n".join(lines), reaction="check")
+    return Outcome(reply="\n".join(lines), reactions=("check",))
 
 
 @command("now", aliases=("status",), examples=("now",), group="Running a meeting")
@@ -444,4 +444,4 @@ def publish_command(ctx: Context, which: MeetingDate | None) -> Outcome:
         report = publish(app, chat, meeting_id)
         chat.reply(message, report.summary())
 
-    return Outcome(reaction="check", after=after, replan=True)
+    return Outcome(reactions=("check",), after=after, replan=True)

@@ -225,7 +225,7 @@ def itsme(ctx: Context, number: str | None) -> Outcome:
     merge(ctx.session, person, chosen)
     return Outcome(
         reply=f"Done: the notes archive's {inline(name)} ({past.describe()}) is you now.",
-        reaction="check",
+        reactions=("check",),
     )
 
 

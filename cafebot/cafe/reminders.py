@@ -21,7 +21,14 @@ from cafebot.cafe import meetings
 from cafebot.cafe.agenda import agenda_total, item_line, open_items
 from cafebot.core.config import SeriesSettings, format_duration
 from cafebot.core.text import inline, zulip_time
-from cafebot.storage.models import Meeting, MeetingState, NoticeKind, NoticeStatus, SentNotice
+from cafebot.storage.models import (
+    HeldReminder,
+    Meeting,
+    MeetingState,
+    NoticeKind,
+    NoticeStatus,
+    SentNotice,
+)
 
 if TYPE_CHECKING:
     from cafebot.core.chat import Chat
@@ -49,15 +56,23 @@ def _when(offset: dt.timedelta) -> str:
     return f"in {number} {word}{'s' if number != 1 else ''}"
 
 
+#: How every reminder begins (the bot tells its own reminders from its other posts by it).
+REMINDER_HEAD = "**The "
+
+
+def looks_like_reminder(content: str) -> bool:
+    return content.startswith(REMINDER_HEAD)
+
+
 def reminder_text(
     series: SeriesSettings, meeting: Meeting, offset: dt.timedelta, now: dt.datetime, late: bool
 ) -> str:
     """Which meeting, when (in each reader's time zone), where, and the agenda so far."""
     name = inline(series.name)
     if offset <= dt.timedelta(0) or now >= meeting.starts_at:
-        head = f"**The {name} is starting now** ({zulip_time(meeting.starts_at)})."
+        head = f"{REMINDER_HEAD}{name} is starting now** ({zulip_time(meeting.starts_at)})."
     else:
-        head = f"**The {name} is {_when(offset)}**: {zulip_time(meeting.starts_at)}."
+        head = f"{REMINDER_HEAD}{name} is {_when(offset)}**: {zulip_time(meeting.starts_at)}."
     lines = [head]
     if late:
         lines.append("_(This reminder is late: the bot was offline when it was due.)_")
@@ -129,13 +144,23 @@ def due_reminder(
             )
         )
     )
+    # A reminder Zulip holds as a scheduled message is Zulip's to send (cafebot.cafe.held); once
+    # its time has come it counts as sent (a later one held for the future does not).
+    held = set(
+        session.scalars(
+            select(HeldReminder.offset_seconds).where(
+                HeldReminder.meeting_id == meeting.id, HeldReminder.withdrawn.is_(False)
+            )
+        )
+    )
     due = [
         o
         for o in sorted(series.reminders, reverse=True)
-        if meeting.starts_at - o <= now and int(o.total_seconds()) not in done
+        if meeting.starts_at - o <= now and int(o.total_seconds()) not in done | held
     ]
     if not due:
         return None
+    done |= {h for h in held if meeting.starts_at - dt.timedelta(seconds=h) <= now}
     # Only the latest of the due reminders goes out; a later one already sent overtakes all.
     latest: dt.timedelta | None = due[-1]
     if any(sent < int(due[-1].total_seconds()) for sent in done):

@@ -8,6 +8,11 @@ a live meeting, publishing, retries, cancellation notices) and does it once. A
 run missed while the bot was down is therefore found by the sweep at start, not
 lost to a job store. Time comes from the app's clock, so tests drive the sweep
 with a fake clock; APScheduler only wakes it at the planned instants.
+
+Where the chat's server can hold scheduled messages (Zulip, feature level 179),
+each meeting's next reminder is also kept there (:mod:`cafebot.cafe.held`), so that it
+goes out on time while the bot is down; the sweep keeps those in line with the
+database, and agenda changes update them after a quiet moment (``held-sync``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from cafebot.cafe import meetings, reminders
+from cafebot.cafe.held import CONFIRM_AFTER, HeldReminders
 from cafebot.cafe.lifecycle import effective_end, end_meeting
+from cafebot.core.chat import SchedulesMessages
 from cafebot.core.config import SeriesSettings
 from cafebot.publishing.publish import due_retries, publish
 from cafebot.storage.models import Meeting, MeetingState, PublishStep, StepStatus
@@ -45,6 +52,7 @@ class SweepResult:
     ended: list[dt.date] = field(default_factory=list)
     published: list[dt.date] = field(default_factory=list)
     notices: int = 0
+    held: int = 0  # changes to the reminders Zulip holds
 
 
 def _has_entries(meeting: Meeting) -> bool:
@@ -63,6 +71,16 @@ class Lifecycle:
         self.heartbeat = heartbeat or (lambda: None)
         self._lock = threading.RLock()
         self._scheduler: BackgroundScheduler | None = None
+        # Reminders kept at the chat server as scheduled messages, where it can.
+        self.held = HeldReminders(app, chat) if isinstance(chat, SchedulesMessages) else None
+
+    @property
+    def reminder_path(self) -> str:
+        """Which path sends the reminders, in words (the log, ``cafebot check``)."""
+        if self.held is not None and self.held.active:
+            return "Zulip scheduled messages (sent on time even while the bot is down)"
+        why = f" ({self.held.why_not})" if self.held is not None else ""
+        return f"the bot's own timer{why}"
 
     # ------------------------------------------------------------ what is due now
 
@@ -73,6 +91,9 @@ class Lifecycle:
             result = SweepResult()
             for series in self.app.settings.series:
                 self._guard("end", self._end_due, series, result)
+            if self.held is not None and self.held.active:
+                self._guard("held reminders", self._held_due, result)
+            for series in self.app.settings.series:
                 self._guard("reminders", self._reminders_due, series, result)
             self._guard("notices", self._notices_due, result)
             self._guard("publish", self._publish_due, result)
@@ -98,6 +119,64 @@ class Lifecycle:
                 end_meeting(session, series, row, meeting, now)
                 result.ended.append(meeting.date)
             meetings.target(session, series, row, now)  # the next meeting exists, to plan it
+
+    def _held_due(self, result: SweepResult) -> None:
+        """What Zulip holds: sent ones recorded, failed ones handed back, the next ones made."""
+        assert self.held is not None  # noqa: S101
+        confirmed = self.held.confirm()
+        synced = self.held.sync()
+        result.held += confirmed.sent + confirmed.handed_back + synced.created
+        result.held += synced.edited + synced.withdrawn + synced.handed_back
+
+    def sync_held(self) -> bool:
+        """The held texts, brought up to date once the agenda has been quiet a moment
+        (``held-sync``); True when they were. Safe to call at any time."""
+        with self._lock:
+            held = self.held
+            if held is None or not held.active or not held.debounce.take(self.app.clock.now()):
+                return False
+            try:
+                held.sync()
+            except Exception:
+                log.exception("updating the held reminders failed; the next sweep tries again")
+            return True
+
+    def entries_changed(self) -> None:
+        """A command changed entries: the held texts follow, debounced (quick: no I/O)."""
+        if self.held is None or not self.held.active:
+            return
+        due, began = self.held.debounce.mark(self.app.clock.now())
+        if began:  # later changes only move the update: the job finds that out (_held_job)
+            self._wake("held-sync", due, self._held_job)
+
+    def _schedule_changed(self) -> None:
+        """A command changed the schedule: re-plan, and bring the held reminders in line now."""
+        self.replan()
+        if self.held is not None and self.held.active:
+            self.held.debounce.urgent(self.app.clock.now())
+            self._wake("held-sync", None, self._held_job)
+
+    def _held_job(self) -> None:
+        started = time.perf_counter()
+        done = self.sync_held()
+        if not done and self.held is not None and self.held.debounce.due_at is not None:
+            self._wake("held-sync", self.held.debounce.due_at, self._held_job)
+        log.info(
+            "job held-sync: %s in %.1f ms",
+            "synced" if done else "not due",
+            (time.perf_counter() - started) * 1000,
+            extra={"job": "held-sync", "outcome": "synced" if done else "not due"},
+        )
+
+    def _wake(self, job_id: str, when: dt.datetime | None, func: Callable[[], None]) -> None:
+        """Run ``func`` at ``when`` (None: at once), replacing the job of that id."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        try:
+            scheduler.add_job(func, "date", run_date=when, id=job_id, replace_existing=True)
+        except Exception:
+            log.exception("could not plan job %s", job_id)
 
     def _reminders_due(self, series: SeriesSettings, result: SweepResult) -> None:
         result.reminders += reminders.send_due_reminders(self.app, self.chat, series)
@@ -168,6 +247,12 @@ class Lifecycle:
                         jobs[f"publish:{meeting.id}"] = publish_at
             for meeting_id in reminders.pending_cancellations(session, now):
                 jobs[f"notice:{meeting_id}"] = now
+        if self.held is not None and self.held.active:
+            # Whether Zulip has sent what it holds, a while after its time (if not seen).
+            check = self.held.overdue(now)
+            if check is not None:
+                jobs["held-confirm"] = check if check > now else now + CONFIRM_AFTER
+        with self.app.unit_of_work() as session:
             retries = session.execute(
                 select(PublishStep.meeting_id, func.min(PublishStep.retry_at))
                 .where(PublishStep.status == StepStatus.FAILED, PublishStep.retry_at.is_not(None))
@@ -185,6 +270,14 @@ class Lifecycle:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        # Changes from here on are followed (those made before are in the first sweep's read).
+        self.app.change_listeners.append(self.entries_changed)
+        if self.held is not None:
+            try:
+                self.held.start()
+            except Exception:
+                log.exception("looking at Zulip's scheduled messages failed")
+        log.info("reminders are sent by %s", self.reminder_path)
         self.sweep()
         self._scheduler = BackgroundScheduler(
             timezone=dt.UTC,
@@ -198,12 +291,16 @@ class Lifecycle:
         self._scheduler.add_job(self.heartbeat, "interval", seconds=60, id="heartbeat")
         self._scheduler.start()
         self.replan()
-        self.app.schedule_listeners.append(self.replan)
+        self.app.schedule_listeners.append(self._schedule_changed)
+        if self.held is not None and self.held.debounce.due_at is not None:
+            self._wake("held-sync", self.held.debounce.due_at, self._held_job)
 
     def stop(self) -> None:
         """Let the job in hand finish, then stop; safe from any thread."""
-        if self.replan in self.app.schedule_listeners:
-            self.app.schedule_listeners.remove(self.replan)
+        if self._schedule_changed in self.app.schedule_listeners:
+            self.app.schedule_listeners.remove(self._schedule_changed)
+        if self.entries_changed in self.app.change_listeners:
+            self.app.change_listeners.remove(self.entries_changed)
         with self._lock:  # waits for a sweep or re-plan in hand
             scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
@@ -223,7 +320,7 @@ class Lifecycle:
                 log.exception("planning the jobs failed")
                 return
             for job in scheduler.get_jobs():
-                if job.id not in ("replan", "heartbeat") and job.id not in wanted:
+                if job.id not in ("replan", "heartbeat", "held-sync") and job.id not in wanted:
                     job.remove()
             for job_id, when in wanted.items():
                 existing = scheduler.get_job(job_id)
@@ -245,6 +342,7 @@ class Lifecycle:
                 f"ended {', '.join(map(str, result.ended))}" if result.ended else "",
                 f"published {', '.join(map(str, result.published))}" if result.published else "",
                 f"{result.notices} notice(s)" if result.notices else "",
+                f"{result.held} held reminder change(s)" if result.held else "",
             ]
             outcome = "; ".join(d for d in done if d) or "nothing due"
         except Exception:

@@ -61,7 +61,10 @@ class Param:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a command gives back: a reaction, a reply, or both.
+    """What a command gives back: reactions, a reply, or both.
+
+    ``reactions``: Zulip emoji names, added in order (``check`` first for a done change;
+    ``hourglass`` beside it when the agenda now needs more time than the meeting has).
 
     ``replan``: the command changed the schedule (the scheduler re-plans its jobs).
     ``after``: work to do once the command's transaction has committed, such as
@@ -69,12 +72,17 @@ class Outcome:
     """
 
     reply: str | None = None
-    reaction: str | None = None
+    reactions: tuple[str, ...] = ()
     replan: bool = False
     after: Callable[[Services, Chat], None] | None = None
 
 
-ACK = Outcome(reaction="check")
+ACK = Outcome(reactions=("check",))
+#: The second reaction of an agenda change that leaves the agenda longer than the meeting.
+OVER_SLOT = "hourglass"
+#: What a reaction other than the check means, where it is put in words (the terminal
+#: shell; an acknowledgement folded into a reply when the bot is throttled).
+REACTION_GLOSS = {OVER_SLOT: "the agenda now needs more time than the meeting has: see `list`"}
 
 
 @dataclass(frozen=True)

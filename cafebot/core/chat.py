@@ -5,6 +5,7 @@ Only the transports know Zulip's dict-shaped payloads; they build a Message once
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -97,4 +98,56 @@ class StagesReplies(Protocol):
         """Write the reply in ``session``'s transaction, the command's own, so that the
         command and its answer are stored together; the callable sends it, once that
         transaction has committed."""
+        ...
+
+
+# ---------------------------------------------------------------- scheduled messages
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A message the chat server holds, to send at ``at`` (Zulip's scheduled message)."""
+
+    id: int
+    topic: str
+    content: str
+    at: dt.datetime
+    failed: bool  # the server tried to send it and could not (it will not try again)
+
+
+class ScheduleRefused(Exception):
+    """The server would not schedule (or change) the message; the bot's own timer sends it."""
+
+
+class ScheduledGone(Exception):
+    """The server has no such scheduled message (deleted, or never made)."""
+
+
+@runtime_checkable
+class SchedulesMessages(Protocol):
+    """A chat whose server can hold a message and send it later, also while the bot is down.
+
+    Every call goes through the chat's paced sender. They raise
+    :class:`ScheduleRefused` when the server says no, :class:`ScheduledGone` for an id
+    it does not know, and :class:`SendFailed` when the server was not reached.
+    """
+
+    def scheduling_unavailable(self) -> str | None:
+        """Why the server cannot hold scheduled messages; None when it can."""
+        ...
+
+    def schedule(self, stream: str, topic: str, text: str, at: dt.datetime) -> int:
+        """Have the server post ``text`` to a stream topic at ``at``; the scheduled id."""
+        ...
+
+    def reschedule(self, scheduled_id: int, text: str, at: dt.datetime) -> None:
+        """Replace a scheduled message's text and time."""
+        ...
+
+    def unschedule(self, scheduled_id: int) -> None:
+        """Delete a scheduled message (one already sent stays sent)."""
+        ...
+
+    def scheduled(self) -> list[Scheduled]:
+        """The bot's scheduled messages not yet sent (failed ones included)."""
         ...

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class Services(Protocol):
-    """Settings, the clock, units of work, and who to tell when the schedule changed."""
+    """Settings, the clock, units of work, and who to tell when the schedule or entries change."""
 
     @property
     def settings(self) -> Settings: ...
@@ -32,6 +32,11 @@ class Services(Protocol):
     @property
     def schedule_listeners(self) -> list[Callable[[], None]]:
         """Called after a command changed the schedule (the scheduler re-plans its jobs)."""
+        ...
+
+    @property
+    def change_listeners(self) -> list[Callable[[], None]]:
+        """Called after a command, an edit or a delete took effect (held reminders follow)."""
         ...
 
     def unit_of_work(self) -> AbstractContextManager[Session]:

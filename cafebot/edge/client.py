@@ -19,6 +19,8 @@ from cafebot.core.config import ZulipSettings
 from cafebot.edge.pacing import ZulipError
 
 CLIENT_NAME = "cafebot"
+# The feature level that brought POST /scheduled_messages (Zulip 7.0).
+SCHEDULED_MESSAGES_LEVEL = 179
 # What the zulip client raises when the server is not reached.
 NETWORK_ERRORS: tuple[type[Exception], ...] = (
     requests.exceptions.RequestException,

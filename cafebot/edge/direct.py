@@ -7,7 +7,7 @@ from typing import Any
 
 from cafebot.core.chat import EditNotAllowed, Message, SendFailed
 from cafebot.core.config import Settings, ZulipSettings
-from cafebot.edge.client import NETWORK_ERRORS, make_client
+from cafebot.edge.client import NETWORK_ERRORS, SCHEDULED_MESSAGES_LEVEL, make_client
 
 
 class DirectChat:
@@ -91,6 +91,7 @@ def _check_zulip(settings: Settings) -> list[tuple[str, str]]:
     found.append(
         ("ok", f"Zulip answers; the bot is {me.get('full_name')} (user {me.get('user_id')})")
     )
+    found.append(_check_scheduled(client))
     subscribed = {
         s.get("name", "").lower()
         for s in client.call_endpoint(url="users/me/subscriptions", method="GET").get(
@@ -132,3 +133,30 @@ def _check_zulip(settings: Settings) -> list[tuple[str, str]]:
                     )
                 )
     return found
+
+
+def _check_scheduled(client: Any) -> tuple[str, str]:
+    """Which path the reminders take: Zulip's scheduled messages, or the bot's own timer."""
+    level = int(getattr(client, "feature_level", 0) or 0)
+    fallback = (
+        "the bot's own timer sends them, so one due while the bot is down goes out late, "
+        "when it is back"
+    )
+    if level < SCHEDULED_MESSAGES_LEVEL:
+        return (
+            "warning",
+            f"reminders: this Zulip (feature level {level}) has no scheduled messages "
+            f"(level {SCHEDULED_MESSAGES_LEVEL}, Zulip 7.0): {fallback}",
+        )
+    listed = client.call_endpoint(url="scheduled_messages", method="GET")
+    if listed.get("result") != "success":
+        return (
+            "warning",
+            f"reminders: Zulip refused to list the bot's scheduled messages "
+            f"({listed.get('msg', 'no reason given')}): {fallback}",
+        )
+    return (
+        "ok",
+        f"reminders: Zulip holds them as scheduled messages (feature level {level}), "
+        "sent on time even while the bot is down",
+    )

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from cafebot.commands.registry import ACK, REACTION_GLOSS
 from cafebot.core.chat import EditNotAllowed, Message, SendFailed
 from cafebot.core.services import Services
 from cafebot.core.text import silence_mentions
@@ -46,6 +47,7 @@ from cafebot.edge.pacing import (
     Stopper,
     Transient,
     Tuning,
+    ZulipError,
 )
 from cafebot.notes.render import split_message
 from cafebot.storage.models import OutgoingMessage, OutgoingState
@@ -142,7 +144,22 @@ class _Edit:
     future: Future[None] = field(default_factory=Future)
 
 
-_Outgoing = _Post | _React | _Edit
+@dataclass(eq=False)
+class _Call:
+    """Any other API call (scheduled messages), paced with the rest; its answer in ``future``.
+
+    ``retry``: safe to repeat after a lost answer (GET, PATCH, DELETE; not a POST).
+    """
+
+    method: str
+    path: str
+    params: dict[str, Any]
+    retry: bool
+    future: Future[dict[str, Any]] = field(default_factory=Future)
+
+
+_Outgoing = _Post | _React | _Edit | _Call
+_Awaited = _Post | _Edit | _Call  # someone waits for its future
 
 
 class Outbox:
@@ -184,7 +201,7 @@ class Outbox:
         with self._out_lock:
             self._out_lock.notify_all()
             for item in self._out:
-                if isinstance(item, _Post | _Edit) and item.future is not None:
+                if isinstance(item, _Awaited) and item.future is not None:
                     item.future.set_exception(SendFailed("cafebot is shutting down"))
             self._out.clear()
         if self._thread is not None:
@@ -204,7 +221,7 @@ class Outbox:
     def enqueue(self, item: _Outgoing) -> None:
         with self._out_lock:
             if self.outbound_stop.stopped:
-                if isinstance(item, _Post | _Edit) and item.future is not None:
+                if isinstance(item, _Awaited) and item.future is not None:
                     item.future.set_exception(SendFailed("cafebot is shutting down"))
                 return
             here = self._sendable_here(item)
@@ -389,12 +406,12 @@ class Outbox:
             try:
                 self._perform(api, item)
             except Stopped:
-                if isinstance(item, _Post | _Edit) and item.future is not None:
+                if isinstance(item, _Awaited) and item.future is not None:
                     item.future.set_exception(SendFailed("cafebot is shutting down"))
                 return
             except Exception as exc:
                 log.exception("sending to Zulip failed")
-                if isinstance(item, _Post | _Edit) and item.future is not None:
+                if isinstance(item, _Awaited) and item.future is not None:
                     item.future.set_exception(SendFailed(str(exc)))
             finally:
                 with self._out_lock:
@@ -407,20 +424,37 @@ class Outbox:
             return self._out_lock.wait_for(lambda: not self._out and not self._busy, timeout)
 
     def _combine(self, first: _React) -> _Outgoing:
-        """Throttled: pending acknowledgements in one topic become one reply (fewer requests)."""
+        """Throttled: pending acknowledgements in one topic become one reply (fewer requests).
+
+        The other reactions of those messages (an agenda over its slot) go into the
+        reply as words, once.
+        """
+        if first.emoji != ACK.reactions[0]:
+            return first
         same = [first] + [
-            i for i in self._out if isinstance(i, _React) and i.target == first.target
+            i
+            for i in self._out
+            if isinstance(i, _React) and i.target == first.target and i.emoji == first.emoji
         ]
         if len(same) < self.tuning.combine_acks:
             return first
         for item in same[1:]:
             self._out.remove(item)
+        acked = {id(i.message) for i in same}
+        extra = [i for i in self._out if isinstance(i, _React) and id(i.message) in acked]
+        for item in extra:
+            self._out.remove(item)
+        glosses = dict.fromkeys(
+            f" (:{i.emoji}: {REACTION_GLOSS[i.emoji]})" for i in extra if i.emoji in REACTION_GLOSS
+        )
         counts: collections.Counter[str] = collections.Counter(
             i.message.sender_name or f"user {i.message.sender_id}" for i in same
         )
         names = [f"{n} (x{c})" if c > 1 else n for n, c in counts.items()]
         shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
-        text = silence_mentions(f":{first.emoji}: Done, all {len(same)} of them: {shown}.")
+        text = silence_mentions(
+            f":{first.emoji}: Done, all {len(same)} of them: {shown}." + "".join(glosses)
+        )
         ids = [i.message.id for i in same if i.message.id is not None]
         return _Post(first.target, text, min(ids) if ids else self.latest_id)
 
@@ -428,6 +462,15 @@ class Outbox:
         if isinstance(item, _React):
             if item.message.id is not None:
                 self._react(api, item, retry=True)
+        elif isinstance(item, _Call):
+            try:
+                answer = api.call(item.method, item.path, item.params, retry=item.retry)
+            except Stopped:
+                raise
+            except ZulipError as exc:  # refused, or not reached (the caller decides)
+                item.future.set_exception(exc)
+                return
+            item.future.set_result(answer)
         elif isinstance(item, _Edit):
             try:
                 api.call(

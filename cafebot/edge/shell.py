@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from cafebot.bot.app import App
-from cafebot.commands.registry import REGISTRY
+from cafebot.commands.registry import REACTION_GLOSS, REGISTRY
 from cafebot.core.config import format_duration
 from cafebot.core.text import zulip_time
 from cafebot.edge.handler import CafeHandler
@@ -76,7 +76,10 @@ class TerminalBotHandler:
         return self._print(response)
 
     def react(self, message: dict[str, Any], emoji_name: str) -> dict[str, Any]:
-        return self._print(f":{emoji_name}:")
+        # A reaction stands beside the message on Zulip; here each is a line of its own,
+        # with a word on what it means where that is not plain from the emoji.
+        gloss = REACTION_GLOSS.get(emoji_name)
+        return self._print(f":{emoji_name}:" + (f" ({gloss})" if gloss else ""))
 
     def send_message(self, message: dict[str, Any]) -> dict[str, Any]:
         return self._print(f"[{message.get('to')} > {message.get('topic')}]\n{message['content']}")

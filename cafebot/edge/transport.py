@@ -27,6 +27,7 @@ publish``, ``cafebot check``) are in :mod:`cafebot.edge.direct`.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import gc
 import logging
 import queue
@@ -40,11 +41,26 @@ from typing import TYPE_CHECKING, Any
 import zulip
 
 from cafebot.bot.app import App
-from cafebot.core.chat import Chat, Message
-from cafebot.edge.client import NETWORK_ERRORS, FatalError, RedactKey, clone, make_client
+from cafebot.cafe.held import record_delivered
+from cafebot.core.chat import (
+    Chat,
+    Message,
+    Scheduled,
+    ScheduledGone,
+    ScheduleRefused,
+    SendFailed,
+)
+from cafebot.edge.client import (
+    NETWORK_ERRORS,
+    SCHEDULED_MESSAGES_LEVEL,
+    FatalError,
+    RedactKey,
+    clone,
+    make_client,
+)
 from cafebot.edge.events import EventPoller, Inbound
 from cafebot.edge.handler import CafeHandler, command_text, strip_mention
-from cafebot.edge.outbox import Outbox, Target, _Edit, _React
+from cafebot.edge.outbox import Outbox, Target, _Call, _Edit, _React, fit_topic
 from cafebot.edge.pacing import (
     Api,
     ApiError,
@@ -73,6 +89,7 @@ class ZulipChat:
 
     def __init__(self, bot: ZulipBot) -> None:
         self._bot = bot
+        self._stream_ids: dict[str, int] = {}
 
     def reply(self, message: Message, text: str) -> None:
         self._bot.outbox.queue_reply(message, text)
@@ -97,6 +114,94 @@ class ZulipChat:
         item = _Edit(message_id, text)
         self._bot.outbox.enqueue(item)
         item.future.result()
+
+    # -------------------------------------------------- scheduled messages (SchedulesMessages)
+
+    def scheduling_unavailable(self) -> str | None:
+        level = self._bot.feature_level
+        if level < SCHEDULED_MESSAGES_LEVEL:
+            return (
+                f"this Zulip (feature level {level}) has no scheduled messages "
+                f"(they came with level {SCHEDULED_MESSAGES_LEVEL}, Zulip 7.0)"
+            )
+        return None
+
+    def _call(self, method: str, path: str, params: dict[str, Any], *, retry: bool) -> Any:
+        """One API call through the paced queue; ApiError when Zulip says no."""
+        item = _Call(method, path, params, retry)
+        self._bot.outbox.enqueue(item)
+        try:
+            return item.future.result()
+        except ApiError:
+            raise
+        except (ZulipError, SendFailed) as exc:
+            raise SendFailed(f"Zulip was not reached: {exc}") from exc
+
+    def _stream_id(self, stream: str) -> int:
+        known = self._stream_ids.get(stream.lower())
+        if known is None:
+            try:
+                found = self._call("GET", "get_stream_id", {"stream": stream}, retry=True)
+            except ApiError as exc:
+                raise ScheduleRefused(f"stream '{stream}': {exc.msg}") from None
+            known = self._stream_ids[stream.lower()] = int(found["stream_id"])
+        return known
+
+    def schedule(self, stream: str, topic: str, text: str, at: dt.datetime) -> int:
+        topic = fit_topic(topic, self._bot.outbox.max_topic_length)
+        when = int(at.timestamp())
+        params = {
+            "type": "stream",
+            "to": self._stream_id(stream),
+            "topic": topic,
+            "content": text,
+            "scheduled_delivery_timestamp": when,
+        }
+        try:
+            answer = self._call("POST", "scheduled_messages", params, retry=False)
+        except ApiError as exc:
+            raise ScheduleRefused(f"HTTP {exc.status} {exc.code}: {exc.msg}") from None
+        except SendFailed:
+            # The answer may be what was lost: a scheduled message Zulip made is listed.
+            for held in self.scheduled():
+                same = held.content.strip() == text.strip() and held.topic == topic
+                if same and int(held.at.timestamp()) == when:
+                    return held.id
+            raise
+        return int(answer["scheduled_message_id"])
+
+    def reschedule(self, scheduled_id: int, text: str, at: dt.datetime) -> None:
+        params = {"content": text, "scheduled_delivery_timestamp": int(at.timestamp())}
+        try:
+            self._call("PATCH", f"scheduled_messages/{scheduled_id}", params, retry=True)
+        except ApiError as exc:
+            if exc.status == 404 or "already sent" in exc.msg:
+                raise ScheduledGone(exc.msg) from None
+            raise ScheduleRefused(f"HTTP {exc.status} {exc.code}: {exc.msg}") from None
+
+    def unschedule(self, scheduled_id: int) -> None:
+        try:
+            self._call("DELETE", f"scheduled_messages/{scheduled_id}", {}, retry=True)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ScheduledGone(exc.msg) from None
+            raise ScheduleRefused(f"HTTP {exc.status} {exc.code}: {exc.msg}") from None
+
+    def scheduled(self) -> list[Scheduled]:
+        try:
+            answer = self._call("GET", "scheduled_messages", {}, retry=True)
+        except ApiError as exc:
+            raise ScheduleRefused(f"HTTP {exc.status} {exc.code}: {exc.msg}") from None
+        return [
+            Scheduled(
+                id=int(held["scheduled_message_id"]),
+                topic=str(held.get("topic", "")),
+                content=str(held.get("content", "")),
+                at=dt.datetime.fromtimestamp(int(held["scheduled_delivery_timestamp"]), dt.UTC),
+                failed=bool(held.get("failed", False)),
+            )
+            for held in answer.get("scheduled_messages", [])
+        ]
 
 
 class ZulipBot:
@@ -144,6 +249,11 @@ class ZulipBot:
             heartbeat=lambda: self.heartbeat(),
             stored_anchor=self._stored_anchor,
         )
+
+    @property
+    def feature_level(self) -> int:
+        """The server's API feature level (the client reads it from /server_settings)."""
+        return int(getattr(self._client, "feature_level", 0) or 0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -395,6 +505,8 @@ class ZulipBot:
         self._seen[message_id] = None
         while len(self._seen) > 10_000:
             self._seen.popitem(last=False)
+        if int(raw.get("sender_id", 0)) == self.bot_id:
+            self._own_message(raw)
         try:
             message = self._message(raw)
             if message is not None:
@@ -409,6 +521,13 @@ class ZulipBot:
         finally:
             self._handled_max = max(self._handled_max, message_id)
             self._save_anchor()
+
+    def _own_message(self, raw: dict[str, Any]) -> None:
+        """One of the bot's own messages: Zulip may be posting a reminder it held."""
+        try:
+            record_delivered(self.app, Message.from_zulip(raw))
+        except Exception:
+            log.exception("recording a held reminder as sent failed")
 
     def _on_edit(self, event: dict[str, Any]) -> None:
         # zulip.yaml, update_message event: rendering_only for a link preview's re-render;

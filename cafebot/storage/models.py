@@ -357,6 +357,32 @@ class SentNotice(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class HeldReminder(Base):
+    """A meeting's reminder held by Zulip as a scheduled message (revision 0007).
+
+    Zulip sends it at ``due_at`` even when the bot is down. While the row exists the
+    bot's own timer leaves that reminder alone; when Zulip has sent it (the bot sees
+    the message, or finds it gone from Zulip's list after its time), the row becomes
+    a :class:`SentNotice`. The row is written before Zulip is asked
+    (``scheduled_message_id`` is None until Zulip answers), so a crash in between
+    never leaves a scheduled message the database does not know of.
+    """
+
+    __tablename__ = "held_reminder"
+    __table_args__ = (UniqueConstraint("meeting_id", "offset_seconds"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    offset_seconds: Mapped[int] = mapped_column()
+    due_at: Mapped[dt.datetime] = mapped_column(Instant)
+    # Zulip's id of the scheduled message (not the id the message has once sent).
+    scheduled_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    content: Mapped[str] = mapped_column(Text)  # as Zulip holds it
+    # Being deleted at Zulip (the meeting was cancelled or moved): not to be sent.
+    withdrawn: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+
 class StepStatus(enum.StrEnum):
     OK = "ok"
     FAILED = "failed"
