@@ -274,6 +274,8 @@ def test_name_tag_has_no_bracket(name: str) -> None:
         pytest.param("[a](https://e.org)", "**\\[a\\](https://e.org)**", id="link"),
         pytest.param("", "", id="empty"),
         pytest.param("@**all**", "**@_\\*\\*all\\*\\***", id="mention"),
+        pytest.param("__# x__", "**\\_\\_# x\\_\\_**", id="double-underscore"),
+        pytest.param("user_name", "**user_name**", id="one-underscore"),
     ],
 )
 def test_strong(name: str, expected: str) -> None:

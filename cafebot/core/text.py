@@ -196,13 +196,17 @@ def name_tag_safe(name: str) -> str:
 def strong(text: str) -> str:
     """``**text**`` that nothing in ``text`` can end early or turn into a link.
 
-    ``*``, ``\\``, ``` ` ``` and brackets are escaped. Empty text gives an empty
+    ``*``, ``\\``, ``` ` ``` and brackets are escaped, and so is a run of two or more
+    ``_`` (``__x__`` inside would open a second bold run; a single ``_`` as in
+    ``user_name`` cannot, so it is left as written). Empty text gives an empty
     string (``****`` would be a thematic break).
     """
     text = fragment(text)
     if not text:
         return ""
-    return "**" + re.sub(r"([\\*`\[\]])", r"\\\1", text) + "**"
+    text = re.sub(r"([\\*`\[\]])", r"\\\1", text)
+    text = re.sub(r"_{2,}", lambda m: "\\_" * len(m.group()), text)
+    return "**" + text + "**"
 
 
 def mention_name_safe(name: str) -> str | None:
