@@ -82,8 +82,7 @@ def create(
         created_at=created_at,
         imported=imported,
     )
-    if meeting.id is None:
-        action.meeting = meeting
+    action.meeting = meeting
     session.add(action)
     return action
 
@@ -175,6 +174,24 @@ def closed_between(session: Session, series_id: int, start: dt.datetime, end: dt
                 Action.status.in_(CLOSED),
                 Action.status_at >= start,
                 Action.status_at < end,
+            )
+        )
+        or 0
+    )
+
+
+def count_open_before(session: Session, meeting: Meeting) -> int:
+    """How many open actions of ``meeting``'s series were recorded at earlier meetings."""
+    origin = Meeting.__table__.alias("origin")
+    return (
+        session.scalar(
+            select(func.count(Action.id))
+            .join(origin, origin.c.id == Action.meeting_id)
+            .where(
+                Action.series_id == meeting.series_id,
+                Action.status == ActionStatus.OPEN,
+                Action.meeting_id != meeting.id,
+                origin.c.starts_at < meeting.starts_at,
             )
         )
         or 0
