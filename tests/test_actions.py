@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cafebot.storage.models import Action, ActionStatus, ItemNote, Meeting, Person
 from cafebot.core.chat import Message
+from cafebot.storage.models import Action, ActionStatus, ItemNote, Meeting, Person
 from tests.harness import ADA, BOB, OLGA, Harness, RecordingChat
 
 JUNE_17 = dt.datetime(2031, 6, 17, 14, 0, tzinfo=dt.UTC)  # 16:00 in Berlin
