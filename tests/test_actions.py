@@ -167,3 +167,39 @@ def test_actions_in_a_dm_and_bad_filters(bot: Harness) -> None:
     assert "close <action>" in bot.dm("help close").text
     overview = bot.dm("help").text
     assert "**Actions**" in overview and "`close <action>`" in overview
+
+
+def test_the_notes_of_the_meeting_that_reviewed_them_get_a_section(db_url: str) -> None:
+    bot = Harness(db_url, notes_flavour="archive")
+    try:
+        bot.send("agenda 10m Release plans")
+        bot.send(f"action A1 {BOB_MENTION} write the release notes")
+        bot.send("action A1 Book the room by 2031-07-01")
+        bot.send("action A1 Old news")
+        bot.clock.set(JUNE_17 + dt.timedelta(days=1))
+        assert bot.send("close T3").acked  # closed before the July meeting...
+        bot.clock.set(JUNE_17 + dt.timedelta(days=20))
+        july = bot.send("notes 2031-07-15").text
+        assert "Action items" not in july  # not reviewed yet: no section
+        bot.clock.set(JULY_15 - dt.timedelta(minutes=5))
+        bot.send("start", OLGA)
+        bot.send("close T2")  # ... and during it
+        bot.send("end", OLGA)
+        notes = bot.send("notes 2031-07-15").text
+        assert (
+            "### Action items :white_check_mark:\n\n"
+            "_Actions from earlier meetings: done since last time, and still open._\n\n"
+            "- **Done** - [name=Ada Lovelace] Book the room (T2, from 2031-06-17, due by "
+            "2031-07-01)\n"
+            "- **Done** - [name=Ada Lovelace] Old news (T3, from 2031-06-17)\n"
+            "- **Open** - [name=Bob Builder] write the release notes (T1, from 2031-06-17)\n"
+        ) in notes
+        bot.clock.set(JULY_15 + dt.timedelta(days=2))
+        bot.send("close T1", BOB)  # after the meeting: its notes still show it open
+        assert "- **Open** - [name=Bob Builder] write the release notes" in bot.send(
+            "notes 2031-07-15"
+        ).text
+        june = bot.send("notes 2031-06-17").text
+        assert "Action items" not in june  # nothing from before June
+    finally:
+        bot.close()
