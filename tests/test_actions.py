@@ -7,13 +7,17 @@ Zulip server are in test_actions_run.py).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from cafebot.core.chat import Message
+from cafebot.storage.backup import read_backup, restore, write_backup
+from cafebot.storage.db import make_engine
 from cafebot.storage.models import Action, ActionStatus, ItemNote, Meeting, Person
-from tests.harness import ADA, BOB, OLGA, Harness, RecordingChat
+from tests.harness import ADA, BOB, OLGA, Harness, RecordingChat, sqlite_url
 
 JUNE_17 = dt.datetime(2031, 6, 17, 14, 0, tzinfo=dt.UTC)  # 16:00 in Berlin
 JULY_15 = dt.datetime(2031, 7, 15, 14, 0, tzinfo=dt.UTC)
@@ -196,10 +200,51 @@ def test_the_notes_of_the_meeting_that_reviewed_them_get_a_section(db_url: str) 
         ) in notes
         bot.clock.set(JULY_15 + dt.timedelta(days=2))
         bot.send("close T1", BOB)  # after the meeting: its notes still show it open
-        assert "- **Open** - [name=Bob Builder] write the release notes" in bot.send(
-            "notes 2031-07-15"
-        ).text
+        assert (
+            "- **Open** - [name=Bob Builder] write the release notes"
+            in bot.send("notes 2031-07-15").text
+        )
         june = bot.send("notes 2031-06-17").text
         assert "Action items" not in june  # nothing from before June
     finally:
         bot.close()
+
+
+def test_search_finds_actions_by_text_and_owner(bot: Harness) -> None:
+    bot.send("agenda 10m Release plans")
+    bot.send(f"action A1 {BOB_MENTION} write the release notes")
+    bot.send("close T1", BOB)
+    found = bot.send("search Bob release").text
+    assert "**1 found**" in found
+    assert (
+        "- **2031-06-17/A1** action T1 (done, Bob Builder): write the release notes "
+        "(on “Release plans”)"
+    ) in found
+
+
+def test_backup_and_restore_keep_actions(bot: Harness, tmp_path: Path) -> None:
+    bot.send("agenda 10m Release plans")
+    bot.send(f"action A1 {BOB_MENTION} write the release notes by 2031-07-01")
+    bot.send("close T1", BOB)
+    dump = tmp_path / "backup.json"
+    write_backup(bot.app.engine, dump)
+    tables = json.loads(dump.read_text())["tables"]
+    assert tables["action"]["rows"] and tables["item_note"]["rows"]
+    (tmp_path / "restored").mkdir()
+    url = sqlite_url(tmp_path / "restored")
+    engine = make_engine(url)
+    restore(engine, read_backup(dump))
+    engine.dispose()
+    restored = Harness(url)
+    restored.next_id = 5000  # past the messages the backup holds as handled
+    try:
+        (action,) = restored.rows(Action)
+        assert (action.label, action.status, action.due_on) == (
+            "T1",
+            ActionStatus.DONE,
+            dt.date(2031, 7, 1),
+        )
+        assert restored.send("action A1 Book the room").acked
+        assert [a.number for a in restored.rows(Action)] == [1, 2]
+    finally:
+        restored.close()
