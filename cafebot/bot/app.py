@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
-from cafebot.cafe import edits, meetings, people
+from cafebot.cafe import edits, meetings, people, todo
 from cafebot.cafe.context import Context
 from cafebot.commands.converters import consume_series
 from cafebot.commands.errors import PermissionDenied, UserError
@@ -280,6 +280,21 @@ class Bot:
                 self._mark_followed(session, message)
         except Exception:
             log.exception("could not record the edit of message %s as followed", message.id)
+
+    def handle_submessage(self, message_id: int, sender_id: int, content: str) -> str | None:
+        """A tick or untick in a to-do widget the bot posted: the action follows."""
+        try:
+            with self.app.unit_of_work() as session:
+                changed = todo.follow_strike(
+                    session, message_id, sender_id, content, self.app.clock.now()
+                )
+        except Exception:
+            log.exception("following the submessage of message %s failed", message_id)
+            return None
+        if changed:
+            log.info("to-do list of message %s: %s", message_id, changed)
+            self.app.entries_changed()
+        return changed
 
     def handle_delete(self, message_ids: list[int]) -> list[str]:
         """Messages were deleted: the entries they made go too. Returns what was removed."""

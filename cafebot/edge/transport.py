@@ -501,6 +501,11 @@ class ZulipBot:
                 self._follow_edit(item.data, caught_up=True)
             elif item.kind == "delete":
                 self.handler.dispatch_delete(list(item.data))
+            elif item.kind == "submessage":
+                event = item.data
+                self.handler.dispatch_submessage(
+                    int(event["message_id"]), int(event["sender_id"]), str(event["content"])
+                )
         except Stopped:
             pass
         except Exception:
