@@ -8,6 +8,7 @@ permissions, and the edit and delete of the message that made an action.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -208,5 +209,59 @@ def test_permissions_refusal_and_the_message_that_made_the_action(
             what="the delete followed",
         )
         assert zr.db_count(config, "SELECT count(*) FROM item_note") == 0
+    finally:
+        assert bot.terminate()[0] == 0
+
+
+def test_the_notes_post_a_todo_widget_and_ticks_close_the_action(
+    tmp_path: Path, fake: FakeZulip
+) -> None:
+    org = Org.create(fake)
+    config = write_config(
+        tmp_path, org, "reminders = 0s\nduration = 3s\npublish_delay = 1s\naction_followup = off\n"
+    )
+    settings = load_settings(config, environ={})
+    (series,) = settings.series
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=8)
+    app = App.create(settings)
+    add_meeting(app, series, start, topics=("Release plans",))
+    app.close()
+    topic = series.topic_for(start.date())
+    bot = zr.Process(config, org)
+    try:
+        made = org.command("action A1 @**Bob Builder** write the release notes: all of them")
+        fake.wait_for(lambda: org.acked(made), what="the action")
+        other = org.command("action A1 Book the room by 2031-07-01")
+        fake.wait_for(lambda: org.acked(other), what="the second action")
+
+        def widget() -> list[StoredMessage]:
+            return [m for m in org.replies() if m.topic == topic and m.content.startswith("/todo")]
+
+        (posted,) = fake.wait_for(widget, 25, "the to-do widget")
+        assert posted.content == (
+            f"/todo Actions of {start.date()}\n"
+            "T1 write the release notes - all of them: Bob Builder\n"
+            "T2 Book the room: Ada Lovelace, due by 2031-07-01"
+        )
+        tasks = json.loads(fake.submessages_of(posted.id)[0]["content"])["extra_data"]["tasks"]
+        assert [t["task"] for t in tasks] == [
+            "T1 write the release notes - all of them",
+            "T2 Book the room",
+        ]
+        status = "SELECT number, status FROM action ORDER BY number"
+        fake.strike(org.bob, posted.id, "0,canned")
+        fake.wait_for(
+            lambda: zr.db_rows(config, status) == [(1, "done"), (2, "open")], what="the tick"
+        )
+        by = "SELECT p.zulip_user_id FROM action a JOIN person p ON p.id = a.status_by_id"
+        assert zr.db_rows(config, by + " WHERE a.number = 1") == [(org.bob.id,)]
+        fake.strike(org.ada, posted.id, "0,canned")  # unticked: open again
+        fake.wait_for(
+            lambda: zr.db_rows(config, status) == [(1, "open"), (2, "open")], what="the untick"
+        )
+        again = fake.dm(org.olga, [org.bot], f"publish {start.date()}")
+        fake.wait_for(lambda: org.acked(again) or dms_to(org, org.olga), what="the re-publish")
+        fake.wait_for(lambda: len(fake.requests_to("messages", "PATCH")) >= 1, what="the edit")
+        assert len(widget()) == 1  # a widget cannot be edited: the list posted once stays
     finally:
         assert bot.terminate()[0] == 0

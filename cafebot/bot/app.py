@@ -140,6 +140,11 @@ def split_command(text: str) -> tuple[str, str, list[str]]:
     return word.strip(), rest.strip(), more
 
 
+# A tick can come before the bot has recorded the id of the to-do list it just posted.
+SUBMESSAGE_TRIES = 20
+SUBMESSAGE_WAIT = 0.1  # seconds
+
+
 class Bot:
     """Runs one command per message: parse, check, change in one transaction, answer."""
 
@@ -283,13 +288,21 @@ class Bot:
 
     def handle_submessage(self, message_id: int, sender_id: int, content: str) -> str | None:
         """A tick or untick in a to-do widget the bot posted: the action follows."""
-        try:
-            with self.app.unit_of_work() as session:
-                changed = todo.follow_strike(
-                    session, message_id, sender_id, content, self.app.clock.now()
-                )
-        except Exception:
-            log.exception("following the submessage of message %s failed", message_id)
+        changed: str | None = todo.PENDING
+        for _ in range(SUBMESSAGE_TRIES):
+            try:
+                with self.app.unit_of_work() as session:
+                    changed = todo.follow_strike(
+                        session, message_id, sender_id, content, self.app.clock.now()
+                    )
+            except Exception:
+                log.exception("following the submessage of message %s failed", message_id)
+                return None
+            if changed != todo.PENDING:
+                break
+            time.sleep(SUBMESSAGE_WAIT)  # a widget just posted: its id is being recorded
+        else:
+            log.warning("a tick in message %s, which the bot does not know", message_id)
             return None
         if changed:
             log.info("to-do list of message %s: %s", message_id, changed)

@@ -21,6 +21,10 @@ from cafebot.storage.models import ActionStatus, Person, TodoItem, TodoWidget
 
 log = logging.getLogger("cafebot.todo")
 
+#: What :func:`follow_strike` says of a tick in a widget whose id the bot has not yet
+#: recorded (Zulip's answer to the post is on its way): try again in a moment.
+PENDING = "pending"
+
 
 def follow_strike(
     session: Session, message_id: int, sender_id: int, content: str, now: dt.datetime
@@ -39,7 +43,8 @@ def follow_strike(
         .where(TodoWidget.message_id == message_id, TodoItem.key == key)
     )
     if item is None:
-        return None
+        waiting = session.scalar(select(TodoWidget.id).where(TodoWidget.message_id.is_(None)))
+        return PENDING if waiting is not None else None
     item.ticked = not item.ticked
     by = session.scalar(select(Person.id).where(Person.zulip_user_id == sender_id))
     action = item.action
