@@ -204,6 +204,20 @@ def test_requests_the_log_does_not_know_are_waited_out_until_the_reset() -> None
     assert took <= 2 * 6.0 + least(60, 20 - 2, 6.0) * 1.1 + 1.0
 
 
+def test_the_log_of_requests_stays_short_under_a_limit_that_never_binds() -> None:
+    clock = Clock()
+    limiter = RateLimiter(monotonic=lambda: clock.mono, wall=lambda: clock.wall)
+    server = SlidingLog(clock, 10**9, 60.0)  # bench/live.py's UNLIMITED
+    for _ in range(3000):
+        limiter.spend()
+        headers, _ = server.answer()
+        limiter.update(headers)
+        clock.advance(0.1)
+    assert limiter.window == 60.0
+    assert len(limiter._log) <= 2 * 600 + 1  # two windows of 10 requests a second
+    assert limiter.delay() == 0
+
+
 def test_the_event_polls_limit_leaves_the_rest_of_the_api_alone(org: Org) -> None:
     # GET /events has a limit of its own on Zulip (zulip-api/README.md): polls that use
     # it up must not hold up the senders, whose own window still has room.

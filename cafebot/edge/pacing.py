@@ -126,9 +126,12 @@ class RateLimiter:
                 self.remaining = int(remaining)
             if limit is not None:
                 self.limit = int(limit)
-            # The window holds no more than the limit: older answers tell nothing. (Before
-            # the limit is known, a short log only makes :meth:`_room_at` wait for the reset.)
-            while len(self._log) > max(self.limit or 1, 1):
+            # The window holds no more than the limit, and nothing older than the window
+            # (two, to be sure): older answers tell nothing. A short log only ever makes
+            # :meth:`_room_at` wait longer (before the limit is known, for the reset).
+            while len(self._log) > max(self.limit or 1, 1) or (
+                self._log and self.window is not None and self._log[0] < now - 2 * self.window
+            ):
                 self._log.popleft()
             if reset is not None:
                 self._reset_at = self._to_monotonic(reset)
