@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +64,23 @@ class RateLimiter:
     ``reserve`` requests of each window are left for the poller's own calls (registering
     a queue, the catch-up's reads): paced senders wait when fewer remain. GET /events is
     limited apart on Zulip, and has a limiter of its own (:attr:`Api.events_limiter`).
+
+    Zulip's limiter is a sliding log: a request counts for ``W`` seconds after it was
+    made, ``X-RateLimit-Remaining`` is the limit less the requests of the last ``W``
+    seconds, and ``X-RateLimit-Reset`` is when the *newest* of them leaves the window,
+    that is when the whole window is free (Zulip's zerver/lib/rate_limiter.py,
+    ``get_api_calls_left``; recorded.json, "an ordinary answer's rate-limit headers", a
+    reset in whole seconds, and "rate limit hit at request 201": the 201st request of a
+    minute is refused). Waiting for the reset whenever the window is nearly full sends
+    in bursts a whole window apart; so the limiter keeps a log of its own requests (the
+    time each one's answer came, no earlier than the server counted it) and, when few
+    remain, waits only until the oldest of the requests in the server's window leave it.
+    (Another client using the bot's key at the same time would make the log's account
+    wrong: a 429 then says so, and is waited out.)
     """
+
+    # Added to each wait for room in the window: the server's clock and ours tick apart.
+    SLACK = 0.05
 
     def __init__(
         self,
@@ -77,13 +95,20 @@ class RateLimiter:
         self._lock = threading.Lock()
         self.remaining: int | None = None
         self.limit: int | None = None
+        self.window: float | None = None  # the window's length in seconds, as far as seen
         self._reset_at = 0.0  # monotonic time when the window resets
         self._blocked_until = 0.0  # after a 429: no request before this
+        self._log: deque[float] = deque()  # monotonic times of the answers to our requests
+        self._in_flight = 0  # requests spent and not answered yet
         self.hits = 0  # 429 answers seen
 
-    def update(self, headers: Mapping[str, str]) -> None:
-        """Read ``X-RateLimit-Remaining`` / ``-Limit`` / ``-Reset`` from a response's headers.
+    def update(self, headers: Mapping[str, str], *, counted: bool = True) -> None:
+        """A request spent with :meth:`spend` was answered with ``headers`` (or failed:
+        ``headers`` empty). ``counted``: the server may have counted it in its window
+        (everything but a 429: Zulip's zerver/lib/rate_limiter.py adds a request to its
+        log only when it is let through).
 
+        Reads ``X-RateLimit-Remaining`` / ``-Limit`` / ``-Reset`` from a response's headers.
         Zulip sends them on ordinary answers (recorded.json, "an ordinary answer's
         rate-limit headers"; docs: zulip.com/api/http-headers), ``-Reset`` as a Unix
         time. ``GET /events`` is limited separately and spells them ``X-Ratelimit-*``
@@ -93,12 +118,32 @@ class RateLimiter:
         reset = _number(headers.get("X-RateLimit-Reset"))
         limit = _number(headers.get("X-RateLimit-Limit"))
         with self._lock:
+            now = self._monotonic()
+            self._in_flight = max(0, self._in_flight - 1)
+            if counted:
+                self._log.append(now)
             if remaining is not None:
                 self.remaining = int(remaining)
             if limit is not None:
                 self.limit = int(limit)
+            # The window holds no more than the limit, and nothing older than the window
+            # (two, to be sure): older answers tell nothing. A short log only ever makes
+            # :meth:`_room_at` wait longer (before the limit is known, for the reset).
+            while len(self._log) > max(self.limit or 1, 1) or (
+                self._log and self.window is not None and self._log[0] < now - 2 * self.window
+            ):
+                self._log.popleft()
             if reset is not None:
                 self._reset_at = self._to_monotonic(reset)
+                if counted:
+                    # This request is the newest in the window, so the reset is about one
+                    # window from now: less, as Zulip rounds it down to a whole second
+                    # (recorded.json), by less than a second. Zulip's windows are whole
+                    # seconds (its RATE_LIMITING_RULES setting: 200 requests per 60 s by
+                    # default), so rounding up gives the window itself.
+                    seen = math.ceil(self._reset_at - now - 1e-6)
+                    if seen > 0 and (self.window is None or seen > self.window):
+                        self.window = float(seen)
 
     def hit(self, retry_after: float | None) -> float:
         """The server answered 429: no request for ``retry_after`` seconds. Returns the wait."""
@@ -115,19 +160,39 @@ class RateLimiter:
 
         ``paced`` requests (the outgoing queue) also wait when the window has no
         more than ``reserve`` requests left; the poller's calls may use the reserve,
-        and wait for the reset only when nothing is left (rather than earn a 429).
+        and wait only when nothing is left (rather than earn a 429). The wait is until
+        enough of the requests in the window leave it (see the class's description).
         """
         with self._lock:
             now = self._monotonic()
             wait = max(0.0, self._blocked_until - now)
             floor = self.reserve if paced else 0
             if self.remaining is not None and self.remaining <= floor:
-                wait = max(wait, self._reset_at - now)
+                wait = max(wait, self._room_at(floor + 1 - self.remaining) - now)
             return max(0.0, wait)
+
+    def _room_at(self, needed: int) -> float:
+        """When ``needed`` more requests than now fit in the server's window (lock held).
+
+        The window holds ``limit - remaining`` requests, the newest of them in flight;
+        the others are the newest answered ones in our log, and the ``needed``-th oldest
+        of those leaves it one window after its answer came. When the log cannot tell
+        (the window holds requests from before this process, the limit or the window's
+        length is unknown, or only requests in flight would make room), the reset.
+        """
+        if self.limit is None or self.window is None or self.remaining is None:
+            return self._reset_at
+        answered = self.limit - self.remaining - self._in_flight
+        index = len(self._log) - answered + needed - 1
+        if answered <= 0 or needed > answered or index < 0:
+            return self._reset_at
+        # Not capped by the reset: Zulip rounds it down, before the newest request leaves.
+        return self._log[index] + self.window + self.SLACK
 
     def spend(self) -> None:
         """Count a request about to be sent (until its response tells the truth)."""
         with self._lock:
+            self._in_flight += 1
             if self.remaining is not None and self.remaining > 0:
                 self.remaining -= 1
 
@@ -315,9 +380,10 @@ class Api:
         backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
         limiter = self._limiter_for(method, url)
         while True:
-            wait = limiter.delay(paced=self.paced)
-            if wait > 0 and self.stopper.sleep(wait):
-                raise Stopped(url)
+            # Asked again after each wait: another thread may have used the room meanwhile.
+            while (wait := limiter.delay(paced=self.paced)) > 0:
+                if self.stopper.sleep(wait):
+                    raise Stopped(url)
             if self.stopper.stopped:
                 raise Stopped(url)
             try:
@@ -347,14 +413,19 @@ class Api:
                 timeout=timeout or self.tuning.request_timeout,
             )
         except self.network_errors as exc:
+            limiter.update({})  # it may have reached the server, and count in its window
             text = self.clean(f"{type(exc).__name__}: {exc}")[:300]
             raise Transient(text, maybe_done=not _not_sent(exc)) from None
+        except BaseException:
+            limiter.update({})
+            raise
         status, headers = self._last
-        limiter.update(headers)
         # A 429 carries code RATE_LIMIT_HIT, a fractional "retry-after" in the body and a
         # Retry-After header (recorded.json, "rate limit hit at request 201"; zulip.yaml,
         # RateLimitedError).
-        if status == 429 or result.get("code") == "RATE_LIMIT_HIT":
+        limited = status == 429 or result.get("code") == "RATE_LIMIT_HIT"
+        limiter.update(headers, counted=not limited)
+        if limited:
             after = result.get("retry-after") or headers.get("Retry-After")
             raise RateLimited(float(after) if after is not None else None)
         if status >= 500 or result.get("result") == "http-error":

@@ -50,6 +50,7 @@ from cafebot.core.chat import (
     ScheduleRefused,
     SendFailed,
 )
+from cafebot.edge import mentions
 from cafebot.edge.client import (
     NETWORK_ERRORS,
     SCHEDULED_MESSAGES_LEVEL,
@@ -96,6 +97,11 @@ class ZulipChat:
 
     def stage_reply(self, session: Session, message: Message, text: str) -> Callable[[], None]:
         return self._bot.outbox.stage_reply(session, message, text)
+
+    def stage_direct(
+        self, session: Session, user_ids: tuple[int, ...], text: str
+    ) -> Callable[[], None]:
+        return self._bot.outbox.stage_direct(session, user_ids, text)
 
     def react(self, message: Message, emoji: str) -> None:
         self._bot.outbox.enqueue(_React(message, emoji, Target.of(message, self._bot.bot_id)))
@@ -234,6 +240,9 @@ class ZulipBot:
         self._secret = self.settings.key or ""
         self._api: Api | None = None
         self._users: dict[int, dict[str, Any]] = {}
+        # Mentions by name get the user id of the one user of that name (edge.mentions).
+        self._names: dict[str, int | None] = {}
+        self._names_of = 0
         self._seen: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._handled_max = 0
         self._failed: set[int] = set()
@@ -299,6 +308,7 @@ class ZulipBot:
                         self._handled_max = max(self._handled_max, int(item.data))
                         self._save_anchor(force=True)
                         if not self.ready.is_set():
+                            self._catch_up_widgets()  # ticks made while the bot was away
                             # What start-up made stays for good: the collector need not
                             # walk it again on every full collection.
                             gc.freeze()
@@ -492,10 +502,36 @@ class ZulipBot:
                 self._follow_edit(item.data, caught_up=True)
             elif item.kind == "delete":
                 self.handler.dispatch_delete(list(item.data))
+            elif item.kind == "submessage":
+                event = item.data
+                self.handler.dispatch_submessage(
+                    int(event["message_id"]),
+                    int(event["sender_id"]),
+                    str(event["content"]),
+                    int(event["submessage_id"]),
+                )
         except Stopped:
             pass
         except Exception:
             log.exception("handling a Zulip %s event failed", item.kind)
+
+    def _catch_up_widgets(self) -> None:
+        """Ticks in the bot's to-do lists made while it was away (each is followed once)."""
+        assert self._api is not None  # noqa: S101 - set by _connect
+        for message_id in self.handler.widget_messages():
+            try:
+                # zulip.yaml, GET /messages/{message_id}: the message with its `submessages`.
+                found = self._api.call("GET", f"messages/{message_id}", retry=True)
+            except ApiError as exc:
+                log.warning("cannot read the to-do list %s again (%s)", message_id, exc)
+                continue
+            subs = (found.get("message") or {}).get("submessages") or []
+            for sub in sorted(subs, key=lambda s: int(s.get("id", 0))):
+                if sub.get("msg_type") != "widget" or int(sub.get("sender_id", 0)) == self.bot_id:
+                    continue  # the widget itself (the bot's)
+                self.handler.dispatch_submessage(
+                    message_id, int(sub["sender_id"]), str(sub["content"]), int(sub["id"])
+                )
 
     def _on_message(self, raw: dict[str, Any]) -> None:
         message_id = int(raw["id"])
@@ -585,7 +621,10 @@ class ZulipBot:
         if sender_id == self.bot_id:
             return None
         is_bot = self._is_bot(sender_id)
-        message = Message.from_zulip({**raw, "sender_is_bot": is_bot})
+        if len(self._users) != self._names_of:  # the directory changed: names read again
+            self._names, self._names_of = mentions.by_name(self._users), len(self._users)
+        content = mentions.with_ids(str(raw.get("content", "")), self._names)
+        message = Message.from_zulip({**raw, "sender_is_bot": is_bot, "content": content})
         return None if message.sender_is_bot else message
 
     def _is_bot(self, user_id: int) -> bool:
