@@ -93,7 +93,7 @@ class Background:
     ) -> None:
         self.server = _server(app, host, port, leads)
         self.host = host
-        self.port: int = self.server.effective_port
+        self.port = int(self.server.effective_port)
         self.thread = threading.Thread(target=self._run, name="cafebot-web", daemon=True)
         self.thread.start()
         log.info("serving the site on http://%s:%d/", host, self.port)
