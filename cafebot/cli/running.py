@@ -30,6 +30,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"cafebot run: {settings.zulip.missing_text(settings.source)}", file=sys.stderr)
         return 2
     app = App.create(settings)  # brings the database to the latest revision
+    from cafebot.web.build import rebuild_on_publish
+
+    rebuild_on_publish(app)  # with [web] site_dir, publishing rebuilds the static site
     try:
         # SQLite: one bot per database. PostgreSQL: several may run (a rolling restart);
         # all handle commands, and only the leader runs the scheduler.

@@ -10,7 +10,6 @@ needs any more are removed, as long as the folder holds only what a build writes
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -87,8 +86,7 @@ def render_site(app: App, base_url: str | None = None) -> dict[Path, bytes]:
     files[Path("search") / "index.json"] = json.dumps(
         search_index(flask), ensure_ascii=False, separators=(",", ":")
     ).encode("utf-8")
-    stamp = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    files[Path(MARKER)] = f"built by cafebot site build, {stamp}\n".encode()
+    files[Path(MARKER)] = b"written by cafebot site build: it replaces this folder\n"
     return files
 
 
@@ -131,3 +129,12 @@ def _open_up(folder: Path) -> None:
     os.umask(mask)
     for path in [folder, *folder.rglob("*")]:
         path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def rebuild_on_publish(app: App) -> None:
+    """Publishing (with ``[web] site_dir`` and a ``git_remote``) rebuilds the site too."""
+    app.site_builders.append(lambda directory: _rebuild(app, directory))
+
+
+def _rebuild(app: App, directory: Path) -> None:
+    build_site(app, directory)
