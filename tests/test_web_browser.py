@@ -151,6 +151,47 @@ def test_a_script_or_onerror_in_an_entry_is_shown_as_text(site_url: str, browser
     assert _all_css(browser, "a[href^='javascript']") == []
 
 
+def test_the_static_sites_search_finds_an_imported_decision(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any
+) -> None:
+    import functools
+    import http.server
+    import threading
+
+    from selenium.webdriver.common.by import By
+
+    from cafebot.web.build import build_site
+
+    tmp = tmp_path_factory.mktemp("static")
+    h = make_cafe(tmp)
+    try:
+        build_site(h.app, tmp / "site")
+    finally:
+        h.close()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp / "site"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        browser.get(base + "cafe/")
+        browser.find_element(By.LINK_TEXT, "Search").click()
+        box = _by_css(browser, "input[name=q]")
+        box.send_keys('"check redirects"')
+        box.submit()
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(browser, 10).until(lambda d: _all_css(d, "ol.results li"))
+        (result,) = _all_css(browser, "ol.results li")
+        assert "one more week to check redirects" in result.text
+        assert [m.text for m in _all_css(browser, "ol.results mark")] == ["check redirects"]
+        result.find_element(By.TAG_NAME, "a").click()
+        assert browser.current_url == f"{base}cafe/2031-05-20/#A4"
+        assert "Decision - one more week" in _by_css(browser, "li#A4").text
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _axe_source() -> str:
     path = os.environ.get(AXE_ENV)
     if not path or not Path(path).is_file():
