@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -27,7 +28,7 @@ from cafebot.cli.main import main
 from cafebot.core.config import ConfigError, load_settings, parse_listen
 from cafebot.web.app import create_app
 from cafebot.web.build import MARKER, BuildError, build_site, site_paths
-from tests.harness import ADA, OLGA, Harness
+from tests.harness import ADA, CAFE, OLGA, Harness, sqlite_url
 from tests.webdata import AUG_1, make_cafe
 
 
@@ -422,3 +423,28 @@ def test_a_meeting_rendered_anew_keeps_its_anchors(tmp_path: Path) -> None:
         assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
     finally:
         h.close()
+
+
+def test_reminders_and_next_link_the_calendar_feed(tmp_path: Path) -> None:
+    from cafebot.cafe.reminders import next_reminder
+
+    path = tmp_path / "config.ini"
+    path.write_text("[web]\nbase_url = https://cafe.example.org/site\n\n[series:cafe]\n")
+    (series,) = load_settings(path, environ={}).series
+    assert series.calendar_url == "https://cafe.example.org/site/cafe/calendar.ics"
+    h = Harness(sqlite_url(tmp_path), series=(replace(CAFE, site_url=series.site_url),))
+    try:
+        reply = h.send("next", ADA).replies[0]
+        assert "Calendar (subscribe in your calendar app): " + series.calendar_url in reply
+        with h.app.unit_of_work() as session:
+            preview = next_reminder(session, h.settings.series[0], h.clock.now())
+            assert preview is not None
+            text = preview.text
+        assert text.endswith(f"Calendar (subscribe in your calendar app): {series.calendar_url}")
+    finally:
+        h.close()
+    plain = Harness(sqlite_url(tmp_path / "x"), series=(CAFE,))
+    try:
+        assert "Calendar" not in plain.send("next", ADA).replies[0]  # no public site: no link
+    finally:
+        plain.close()

@@ -93,6 +93,8 @@ def reminder_text(
     else:
         lines += ["", "The agenda is empty so far."]
     lines.append("Add a topic: `agenda 10m Your topic` (check in with `checkin`).")
+    if series.calendar_url:
+        lines.append(f"Calendar (subscribe in your calendar app): {series.calendar_url}")
     return "\n".join(lines)
 
 

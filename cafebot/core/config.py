@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -139,6 +139,13 @@ class SeriesSettings:
     git_remote: str | None = None
     git_branch: str = "main"
     prompts: tuple[tuple[str, str], ...] = tuple(DEFAULT_PROMPTS.items())
+    # The series' front page on the site ([web] base_url + key + "/"), if the site is public.
+    site_url: str | None = None
+
+    @property
+    def calendar_url(self) -> str | None:
+        """The calendar feed people subscribe to (reminders and `next` link it)."""
+        return f"{self.site_url}calendar.ics" if self.site_url else None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -441,6 +448,9 @@ class _Loader:
         fmt = (self.get("logging", "format") or "plain").lower()
         if fmt not in {"plain", "json"}:
             raise self.error("unknown log format", "logging", "format", "format = json (or plain)")
+        web = self.web()
+        if web.base_url:
+            series = tuple(replace(s, site_url=f"{web.base_url}{s.key}/") for s in series)
         return Settings(
             database_url=url or DEFAULT_DB_URL,
             zulip=self.zulip(),
@@ -450,7 +460,7 @@ class _Loader:
             source=self.path,
             heartbeat_file=heartbeat_file,
             health_max_age=max_age,
-            web=self.web(),
+            web=web,
             warnings=self.permission_warnings(),
         )
 
