@@ -19,6 +19,7 @@ this module turns that Markdown into HTML with markdown-it-py:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -202,10 +203,28 @@ def markdown_html(text: str) -> str:
 
 
 def meeting_html(meeting: Meeting, series: SeriesSettings) -> NotesHtml:
-    """The meeting's notes, as the archive file has them, in HTML with an anchor per entry."""
-    text = normalise(render(meeting, Flavour.ARCHIVE, series))
-    tokens = _MD.parse(text)
+    """The meeting's notes, as the archive file has them, in HTML with an anchor per entry.
+
+    The HTML is a pure function of the Markdown and the references, so it is kept for
+    the pages asked for again (a published meeting rarely changes).
+    """
     refs = _refs_in_order(meeting)
+    key = tuple((section, tuple(values)) for section, values in refs.by_section.items())
+    notes = tuple((ref, tuple(values)) for ref, values in refs.notes.items())
+    return _html(normalise(render(meeting, Flavour.ARCHIVE, series)), key, notes)
+
+
+@functools.lru_cache(maxsize=512)
+def _html(
+    text: str,
+    by_section: tuple[tuple[str, tuple[str, ...]], ...],
+    notes: tuple[tuple[str, tuple[str, ...]], ...],
+) -> NotesHtml:
+    tokens = _MD.parse(text)
+    refs = _Refs(
+        {section: list(values) for section, values in by_section},
+        {ref: list(values) for ref, values in notes},
+    )
     anchors = _place_anchors(text, tokens, refs)
     body = _without_date_heading(tokens)
     for token in body:
