@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import archive, scale
-from bench.common import ROOT, machine, median, ms, percentile
+from bench.common import ROOT, machine, median, ms, percentile, write_section
 from cafebot.bot.app import App
 from cafebot.core.clock import FakeClock
 from cafebot.core.config import Settings
@@ -221,14 +221,7 @@ def _write(table: str, args: argparse.Namespace) -> None:
             END,
         ]
     )
-    text = RESULTS.read_text(encoding="utf-8")
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
-    RESULTS.write_text(text, encoding="utf-8")
+    write_section(RESULTS, SECTION, BEGIN, END, block)
     print(f"\nWritten to {RESULTS.relative_to(ROOT)}.")
 
 

@@ -79,7 +79,7 @@ def front(series: str) -> str:
     chosen = the_series(series)
     with site().session() as session:
         ahead = site().upcoming(session, chosen, FRONT_COMING)
-        recent = site().recent(session, chosen, FRONT_RECENT)
+        recent = site().published_dates(session, chosen, FRONT_RECENT)
     following = [m for m in ahead if m.status.value != "cancelled"]
     feed, webcal = calendar_urls(chosen)
     return render_template(

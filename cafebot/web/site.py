@@ -203,18 +203,6 @@ class Site:
             stored.cancel_reason,
         )
 
-    def recent(self, session: Session, series: SeriesSettings, count: int) -> list[dt.date]:
-        """The newest published meetings' dates."""
-        row = self.row(session, series)
-        return list(
-            session.scalars(
-                select(Meeting.date)
-                .where(Meeting.series_id == row.id, Meeting.state.in_(SHOWN))
-                .order_by(Meeting.date.desc())
-                .limit(count)
-            )
-        )
-
     def years(self, session: Session, series: SeriesSettings) -> list[int]:
         """The years of the archive, newest first: from its newest meeting's to its oldest's.
 
@@ -267,13 +255,17 @@ class Site:
             for r in found
         ]
 
-    def published_dates(self, session: Session, series: SeriesSettings) -> list[dt.date]:
+    def published_dates(
+        self, session: Session, series: SeriesSettings, limit: int | None = None
+    ) -> list[dt.date]:
+        """The published meetings' dates, newest first (``limit``: only that many)."""
         row = self.row(session, series)
         return list(
             session.scalars(
                 select(Meeting.date)
                 .where(Meeting.series_id == row.id, Meeting.state.in_(SHOWN))
                 .order_by(Meeting.date.desc())
+                .limit(limit)
             )
         )
 
