@@ -25,7 +25,7 @@ from icalendar import Calendar
 
 from cafebot.cafe import meetings
 from cafebot.cli.main import main
-from cafebot.core.config import ConfigError, load_settings, parse_listen
+from cafebot.core.config import DEFAULT_WEB_LISTEN, ConfigError, load_settings, parse_listen
 from cafebot.web.app import create_app
 from cafebot.web.build import MARKER, BuildError, build_site, site_paths
 from tests.harness import ADA, CAFE, OLGA, Harness, sqlite_url
@@ -363,7 +363,8 @@ def test_the_web_section_of_the_config(tmp_path: Path) -> None:
     path.write_text("[web]\nsite_dir = ../elsewhere\n")
     with pytest.raises(ConfigError, match="inside the archive repository"):
         load_settings(path, environ={})
-    assert load_settings(None, environ={}).web.listen is None
+    assert load_settings(None, environ={}).web.listen is None  # `cafebot run` serves no site
+    assert DEFAULT_WEB_LISTEN == ("127.0.0.1", 8080)  # `cafebot web` binds the loopback
 
 
 @pytest.mark.slow
