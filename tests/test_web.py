@@ -449,3 +449,23 @@ def test_reminders_and_next_link_the_calendar_feed(tmp_path: Path) -> None:
         assert "Calendar" not in plain.send("next", ADA).replies[0]  # no public site: no link
     finally:
         plain.close()
+
+
+def test_the_pages_read_while_the_bot_holds_the_write_lock(client: FlaskClient) -> None:
+    """On SQLite the site's transactions take no write lock, so a page never waits for
+    the bot's (another process's) transaction, nor makes the bot wait for it."""
+    import sqlite3
+
+    from cafebot.storage.db import sqlite_file
+
+    url = client.application.extensions["cafebot.site"].app.settings.database_url
+    path = sqlite_file(url)
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # as the bot's unit of work does
+        for page in ("/cafe/", "/cafe/2031-05-20/", "/cafe/archive/", "/cafe/calendar.ics"):
+            assert client.get(page).status_code == 200, page
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

@@ -22,6 +22,7 @@ from cafebot.cafe import meetings
 from cafebot.cafe.agenda import agenda_total, open_items
 from cafebot.core.config import SeriesSettings
 from cafebot.core.estimates import format_estimate
+from cafebot.storage import db
 from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
@@ -110,9 +111,13 @@ class Site:
     def now(self) -> dt.datetime:
         return self.app.clock.now()
 
+    def __post_init__(self) -> None:
+        self._readers = db.session_factory(self.app.engine, reader=True)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self.app.unit_of_work() as session:
+        """A reading unit of work (on SQLite it takes no write lock from the bot)."""
+        with db.unit_of_work(self._readers) as session:
             yield session
 
     # ------------------------------------------------------------ queries
