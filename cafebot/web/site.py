@@ -155,6 +155,8 @@ class Site:
         if local is None:
             return None
         starts_at, ends_at = meetings.instants(series, local)
+        if ends_at <= now:
+            return None  # a date of the schedule that passed with nothing recorded
         slot = meetings.Slot(date, starts_at, ends_at)
         return self._upcoming(series, None, slot, now)
 
