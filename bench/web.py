@@ -55,6 +55,7 @@ PAGES = {
     "archive (newest year, every year listed)": "/cafe/archive/",
     "calendar feed": "/cafe/calendar.ics",
     "search (one word)": "/search/?q=governance&series=cafe",
+    "search (a word in no meeting: every entry read)": "/search/?q=xylophone&series=cafe",
 }
 
 

@@ -27,6 +27,7 @@ from icalendar import Calendar
 from cafebot.cafe import meetings
 from cafebot.cli.main import main
 from cafebot.core.config import DEFAULT_WEB_LISTEN, ConfigError, load_settings, parse_listen
+from cafebot.web import search as web_search
 from cafebot.web.app import create_app
 from cafebot.web.build import MARKER, BuildError, build_site, site_paths
 from tests.harness import ADA, CAFE, OLGA, Harness, sqlite_url
@@ -300,6 +301,35 @@ def test_search_highlights_paginates_and_links_each_result_to_its_entry(
     assert "&lt;script&gt;" in hostile and "<script>window" not in hostile
     nothing = client.get('/search/?q="no such words"').get_data(as_text=True)
     assert "Nothing found for “&#34;no such words&#34;”" in nothing
+
+
+def test_past_the_counted_matches_search_says_more_than_and_pages_on(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The site counts matches only up to COUNTED; past that it says "more than" and gives
+    # a next page while there is one. Paging on finds what the counted listing finds.
+    def listing() -> list[str]:
+        links: list[str] = []
+        page = 1
+        while True:
+            text = client.get(f"/search/?q=e&series=cafe&page={page}").get_data(as_text=True)
+            links += _results(text)
+            if 'rel="next"' not in text:
+                return links
+            page += 1
+
+    counted = listing()
+    assert len(counted) == 69  # every match in the published meetings, 4 pages
+    monkeypatch.setattr(web_search, "COUNTED", 30)
+    first = client.get("/search/?q=e&series=cafe").get_data(as_text=True)
+    assert "More than 30 found, newest first (page 1)." in first and 'rel="next"' in first
+    third = client.get("/search/?q=e&series=cafe&page=3").get_data(as_text=True)
+    assert "More than 60 found, newest first (page 3)." in third
+    last = client.get("/search/?q=e&series=cafe&page=4").get_data(as_text=True)
+    assert "69 found, newest first (page 4 of 4)." in last and 'rel="next"' not in last
+    assert listing() == counted
+    beyond = client.get("/search/?q=e&series=cafe&page=5")
+    assert beyond.status_code == 400 and "only 4 pages" in beyond.get_data(as_text=True)
 
 
 # ---------------------------------------------------------------- the static build

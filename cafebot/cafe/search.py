@@ -40,12 +40,13 @@ from cafebot.storage.models import (
 MAX_HITS = 15  # shown in one reply
 MAX_TERMS = 10
 SNIPPET = 160  # characters of a long text shown around the first word found
+FIRST_BATCH = 16  # meetings searched at first by newest_in
 
 
 @dataclass(frozen=True)
 class Hit:
     date: dt.date
-    order: tuple[int, int]  # within a meeting: kind, then reference or position
+    order: tuple[int, int, int]  # within a meeting: kind, reference or position, a note's id
     ref: str  # "2031-05-20/A4", or the date alone for kept text
     text: str  # one line, Markdown-safe
 
@@ -218,26 +219,69 @@ def find_in(
     return hits[:limit], total
 
 
+def newest_in(
+    session: Session,
+    series_id: int,
+    words: Sequence[str],
+    limit: int,
+    *,
+    published_only: bool = False,
+) -> list[Hit]:
+    """The newest ``limit`` hits in the series (as :func:`find_in` finds them), looked for
+    a batch of meetings at a time, newest first, stopping once ``limit`` are found.
+
+    The batches grow fourfold (16, 64, 256 … meetings): words found in recent meetings
+    cost a few small queries, however long the series; a word found in no meeting still
+    reads every entry once. Nothing is counted.
+    """
+    hits: list[Hit] = []
+    newer: dt.date | None = None  # the batch holds meetings before this date
+    batch = FIRST_BATCH
+    while len(hits) < limit:
+        dates = select(Meeting.date).where(Meeting.series_id == series_id)
+        if published_only:
+            dates = dates.where(Meeting.state == MeetingState.PUBLISHED)
+        if newer is not None:
+            dates = dates.where(Meeting.date < newer)
+        oldest = session.scalar(dates.order_by(Meeting.date.desc()).offset(batch - 1).limit(1))
+        found: list[Hit] = []
+        for query, condition in _queries(words):
+            query = _in_series(query.where(condition), series_id, published_only)
+            if newer is not None:
+                query = query.where(Meeting.date < newer)
+            if oldest is not None:
+                query = query.where(Meeting.date >= oldest)
+            found.extend(_hit(row, date, words) for row, date in session.execute(query))
+        found.sort(key=lambda h: (-h.date.toordinal(), h.order))
+        hits.extend(found)
+        if oldest is None:
+            break  # that batch reached the series' first meeting
+        newer, batch = oldest, batch * 4
+    return hits[:limit]
+
+
 def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
     day = date.isoformat()
     if isinstance(row, CheckIn):
         fields = [row.name, f"@{row.github}" if row.github else "", row.affiliation or ""]
         text = "checked in: " + fragment(" / ".join(f for f in fields if f))
-        return Hit(date, (3, row.ref), f"{day}/C{row.ref}", text)
+        return Hit(date, (3, row.ref, 0), f"{day}/C{row.ref}", text)
     if isinstance(row, Introduction):
         name = fragment(name_at(row.meeting, row.person)) if row.person else "someone"
-        return Hit(date, (2, row.ref), f"{day}/I{row.ref}", f"{name}: {_snippet(row.text, words)}")
+        return Hit(
+            date, (2, row.ref, 0), f"{day}/I{row.ref}", f"{name}: {_snippet(row.text, words)}"
+        )
     if isinstance(row, ShoutOut):
         project = f"[{fragment(row.project)}] " if row.project else ""
         who = f" — {fragment(name_at(row.meeting, row.author))}" if row.author else ""
         text = f"{project}{_snippet(row.text, words)}{who}"
-        return Hit(date, (1, row.ref), f"{day}/S{row.ref}", text)
+        return Hit(date, (1, row.ref, 0), f"{day}/S{row.ref}", text)
     if isinstance(row, AgendaItem):
-        return Hit(date, (0, row.position), f"{day}/A{row.ref}", _item(row, words))
+        return Hit(date, (0, row.position, 0), f"{day}/A{row.ref}", _item(row, words))
     if isinstance(row, ItemNote):
         item = row.item
         text = f"{row.kind.value}: {_snippet(row.text, words)} (on “{_snippet(item.topic, words)}”)"
-        return Hit(date, (0, item.position), f"{day}/A{item.ref}", text)
+        return Hit(date, (0, item.position, row.id), f"{day}/A{item.ref}", text)
     assert isinstance(row, ArchiveBlock)  # noqa: S101 - the queries select nothing else
     lines = [line for line in row.text.split("\n") if line.strip()]
     hit_line = next(
@@ -245,7 +289,7 @@ def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
         " ".join(lines),
     )
     cleaned = re.sub(r"^\s*(?:#{1,6}\s+|[-*+]\s+|:::\s*)", "", hit_line)
-    return Hit(date, (4, row.position), day, f"notes: {_snippet(cleaned, words)}")
+    return Hit(date, (4, row.position, 0), day, f"notes: {_snippet(cleaned, words)}")
 
 
 def _item(item: AgendaItem, words: Sequence[str]) -> str:

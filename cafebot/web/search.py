@@ -2,7 +2,9 @@
 
 The words are read as ``search`` reads them (every word must occur; ``"two words"``
 together), in each series (or the one ``series=`` names), newest first; each result
-links to its entry's permalink (``/cafe/2031-05-20/#A4``), its words highlighted.
+links to its entry's permalink (``/cafe/2031-05-20/#A4``), its words highlighted. The matches
+are looked for newest meeting first and only until the page is full (and at least
+:data:`COUNTED` are found): past that many, the page says "more than", not how many.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from flask import Blueprint, render_template, request
 from markupsafe import Markup
 
-from cafebot.cafe.search import MAX_TERMS, find_in, terms
+from cafebot.cafe.search import MAX_TERMS, newest_in, terms
 from cafebot.commands.errors import UserError
 from cafebot.core.config import SeriesSettings
 from cafebot.web.site import site
@@ -26,6 +28,7 @@ bp = Blueprint("search", __name__)
 PER_PAGE = 20
 MAX_PAGE = 50  # deeper than this, better words help more than more pages
 MAX_QUERY = 200
+COUNTED = 100  # matches counted exactly; past this, the page says “more than”
 
 _MENTION_RE = re.compile(r"@_?\*\*([^*|]+)(?:\|\d+)?\*\*")
 
@@ -55,25 +58,39 @@ def highlight(text: str, words: Sequence[str]) -> Markup:
     return Markup("".join(out))  # noqa: S704 - every piece escaped above
 
 
-def search_all(
-    chosen: Sequence[SeriesSettings], words: Sequence[str], page: int
-) -> tuple[list[Result], int]:
-    """The results on ``page`` (from 1), and how many there are in all."""
-    wanted = page * PER_PAGE
+@dataclass(frozen=True)
+class Found:
+    """One page of results, and what is known of the rest without counting every match."""
+
+    results: list[Result]
+    total: int | None  # every match, when no more than COUNTED were found; else None
+    at_least: int  # when total is None: more than this many match
+    more: bool  # a next page holds results
+
+
+def search_all(chosen: Sequence[SeriesSettings], words: Sequence[str], page: int) -> Found:
+    """The results on ``page`` (from 1): the newest hits of each series, looked for newest
+    meeting first until the page, one more and at least :data:`COUNTED` are found."""
+    wanted = max(page * PER_PAGE, COUNTED) + 1
     found: list[Result] = []
-    total = 0
+    complete = True
     with site().session() as session:
         for series in chosen:
             row = site().row(session, series)
-            hits, count = find_in(session, row.id, words, wanted, published_only=True)
-            total += count
+            hits = newest_in(session, row.id, words, wanted, published_only=True)
+            complete = complete and len(hits) < wanted
             for hit in hits:
                 anchor = hit.ref.split("/", 1)[1] if "/" in hit.ref else ""
                 text = highlight(hit.text, words)
                 found.append(Result(series, hit.date, anchor, hit.ref, text))
     found.sort(key=lambda r: r.date, reverse=True)
     start = (page - 1) * PER_PAGE
-    return found[start : start + PER_PAGE], total
+    return Found(
+        results=found[start : start + PER_PAGE],
+        total=len(found) if complete else None,
+        at_least=wanted - 1,
+        more=len(found) > page * PER_PAGE,
+    )
 
 
 @bp.get("/search/")
@@ -98,8 +115,7 @@ def search_page() -> tuple[str, int]:
         error = error or "The page must be a number, like page=2."
     if page > MAX_PAGE:
         error = error or f"Only the first {MAX_PAGE} pages are shown: add words to narrow it."
-    results: list[Result] = []
-    total = 0
+    found = Found([], 0, 0, more=False)
     words: list[str] = []
     if query and not error:
         if len(query) > MAX_QUERY:
@@ -110,19 +126,21 @@ def search_page() -> tuple[str, int]:
             except UserError as exc:
                 error = exc.message
             else:
-                results, total = search_all(chosen, words, page)
-    pages = max(1, -(-total // PER_PAGE)) if total else 0
-    if query and not error and total and page > pages:
+                found = search_all(chosen, words, page)
+    pages = -(-found.total // PER_PAGE) if found.total else None
+    if query and not error and pages and page > pages:
         error = f"There are only {pages} pages of results for that."
     return (
         render_template(
             "search.html",
             query=query,
             series=series,
-            results=results,
-            total=total,
+            results=found.results,
+            total=found.total,
+            at_least=found.at_least,
+            more=found.more and page < MAX_PAGE,
             page=page,
-            pages=min(pages, MAX_PAGE),
+            pages=min(pages, MAX_PAGE) if pages else None,
             error=error,
             max_terms=MAX_TERMS,
         ),
