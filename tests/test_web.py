@@ -4,6 +4,8 @@ search, the static build, and a real `cafebot web` process."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import itertools
 import json
 import logging
 import os
@@ -15,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -24,8 +27,10 @@ import recurring_ical_events
 from flask.testing import FlaskClient
 from icalendar import Calendar
 
-from cafebot.cafe import meetings
+from cafebot.bot.app import App
+from cafebot.cafe import ics, meetings
 from cafebot.cli.main import main
+from cafebot.core.clock import FakeClock
 from cafebot.core.config import DEFAULT_WEB_LISTEN, ConfigError, load_settings, parse_listen
 from cafebot.web import search as web_search
 from cafebot.web.app import create_app
@@ -143,6 +148,59 @@ def test_a_second_request_with_the_etag_gets_304(client: FlaskClient, cafe: Harn
         assert b"EXDATE" in changed.data
     finally:
         assert cafe.send("uncancel 2031-09-16", OLGA).replies
+
+
+def test_the_feeds_last_modified_comes_from_the_data_in_every_process(tmp_path: Path) -> None:
+    # Last-Modified (and DTSTAMP) is when the data says the feed changed: the same for a
+    # second process on the same database, or after a restart, at any later time.
+    h = make_cafe(tmp_path)
+    try:
+
+        def fetch(later: dt.timedelta) -> tuple[dt.datetime, str, bytes]:
+            clock = FakeClock(h.clock.now() + later)
+            app = App.create(h.settings, clock)  # another process on the same database
+            try:
+                response = create_app(app).test_client().get("/cafe/calendar.ics")
+            finally:
+                app.close()
+            assert response.status_code == 200
+            etag = response.headers["ETag"].strip('"')
+            assert etag == hashlib.sha256(response.data).hexdigest()[:32]  # content-derived
+            return parsedate_to_datetime(response.headers["Last-Modified"]), etag, response.data
+
+        # Nothing changed the schedule yet: the latest of the time the feed's window last
+        # moved on, as a meeting of the schedule passed out of its 90 days (its start,
+        # then a day on, the meetings it reads), and the day's start (its VTIMEZONE's
+        # range moves on each day).
+        now = h.clock.now()
+        local = meetings.occurrences(CAFE, now - ics.HISTORY - dt.timedelta(days=30))
+        moved = (
+            o.replace(tzinfo=CAFE.tz) + ics.HISTORY + extra
+            for o in local
+            for extra in (dt.timedelta(0), dt.timedelta(days=1))
+        )
+        passed = list(itertools.takewhile(lambda t: t <= now + dt.timedelta(days=1), moved))
+        passed = [t for t in passed if t <= now]
+        midnight = now.replace(hour=0, minute=0, second=0)
+        first = fetch(dt.timedelta(0))
+        assert first[0] == max([*passed, midnight]).astimezone(dt.UTC)
+        assert fetch(dt.timedelta(hours=5)) == first  # the same headers and bytes, later
+        stamp = first[0].strftime("%Y%m%dT%H%M%SZ").encode()
+        assert b"DTSTAMP:" + stamp in first[2]
+        # A cancel: its time, in every process; an uncancel: its own.
+        h.clock.advance(dt.timedelta(hours=2, seconds=7))
+        cancelled_at = h.clock.now()
+        assert h.send("cancel 2031-09-16 conference week", OLGA).replies
+        after = fetch(dt.timedelta(minutes=3))
+        assert after[0] == cancelled_at and after[1] != first[1]
+        assert fetch(dt.timedelta(hours=9)) == after
+        next_day = fetch(dt.timedelta(days=1))  # the day's start is later than the cancel
+        assert next_day[0] == (midnight + dt.timedelta(days=1)).astimezone(dt.UTC)
+        h.clock.advance(dt.timedelta(minutes=10))
+        assert h.send("uncancel 2031-09-16", OLGA).replies
+        assert fetch(dt.timedelta(0))[0] == h.clock.now()
+    finally:
+        h.close()
 
 
 def test_one_meeting_alone_as_an_ics_file(client: FlaskClient) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from icalendar import Calendar, Event, vRecur
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cafebot.cafe import meetings
@@ -78,6 +78,32 @@ def series_event(
     if extra:
         event.add("rdate", sorted(extra))
     return event
+
+
+def changed_at(session: Session, series: SeriesSettings, now: dt.datetime) -> dt.datetime:
+    """When the series' feed last changed, as the data tells it (the same for every process):
+    the latest of the last cancel, uncancel or add among the meetings the feed reads, the
+    moment its window last moved on (a scheduled meeting leaving its ``HISTORY``), and the
+    start of the day, when the range of its time zone's transitions moves on (a day on).
+
+    The schedule's own rule is in the config, which keeps no time: a changed rule changes
+    the feed's ETag, not this time.
+    """
+    row = meetings.series_row(session, series)
+    edited = session.scalar(
+        select(func.max(Meeting.schedule_changed_at)).where(
+            Meeting.series_id == row.id,
+            Meeting.state.in_(list(MeetingState)),
+            Meeting.starts_at > now - HISTORY - 2 * dt.timedelta(days=1),
+        )
+    )
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)  # as feed() reads the date
+    times = [day] if edited is None else [day, edited]
+    for window in (HISTORY, HISTORY + dt.timedelta(days=1)):  # the start; the meetings read
+        left = meetings.latest_occurrence(series, now - window)
+        if left is not None:
+            times.append(left + window)
+    return max(times).astimezone(dt.UTC).replace(microsecond=0)
 
 
 def feed(

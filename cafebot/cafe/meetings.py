@@ -75,6 +75,13 @@ def occurrences(series: SeriesSettings, after: dt.datetime) -> Iterator[dt.datet
         current = rule.after(current)
 
 
+def latest_occurrence(series: SeriesSettings, at: dt.datetime) -> dt.datetime | None:
+    """The latest scheduled start at or before the instant ``at`` (aware), if any."""
+    local_at = at.astimezone(series.tz).replace(tzinfo=None)
+    found = _rule(series).before(local_at, inc=True)
+    return None if found is None else found.replace(tzinfo=series.tz)
+
+
 def is_scheduled_date(series: SeriesSettings, date: dt.date) -> dt.datetime | None:
     """The local start time if the schedule has a meeting on ``date``."""
     day_start = dt.datetime.combine(date, dt.time(0))

@@ -2,10 +2,11 @@
 
 The feed is the one ``cafebot ics`` writes (:mod:`cafebot.cafe.ics`: the RRULE, the
 cancellations as EXDATE, the additions as RDATE). It answers with an ``ETag`` (a
-digest of its content) and ``Last-Modified`` (when this process first served that
-content), and a conditional request for an unchanged feed gets ``304 Not Modified``:
-calendar apps poll it cheaply. Its DTSTAMP is that time too, so the content (and the
-ETag) changes only when the schedule does.
+digest of its content) and ``Last-Modified`` (when the data says it last changed:
+:func:`cafebot.cafe.ics.changed_at`, the same in every process and after a restart), and
+a conditional request for an unchanged feed gets ``304 Not Modified``: calendar apps
+poll it cheaply. Its DTSTAMP is that time too, so the content (and the ETag) changes
+only when the schedule does.
 """
 
 from __future__ import annotations
@@ -27,24 +28,14 @@ bp = Blueprint("feeds", __name__)
 ICS_TYPE = "text/calendar; charset=utf-8"
 MAX_AGE = 300  # seconds a cache may keep a feed before asking again (with its ETag)
 
-# A DTSTAMP that no feed carries: the content is rendered with it, digested, and the
-# stamp then replaced by the time that content was first served.
-_PLACEHOLDER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_PLACEHOLDER_LINE = b"DTSTAMP:19700101T000000Z"
-
-
-def _stamp(when: dt.datetime) -> bytes:
-    return b"DTSTAMP:" + when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ").encode()
-
 
 def series_feed(series: SeriesSettings) -> tuple[bytes, str, dt.datetime]:
-    """The feed's content, its ETag and when it last changed (as far as this process knows)."""
+    """The feed's content, its ETag and when it last changed (:func:`ics.changed_at`)."""
     now = site().now()
     with site().session() as session:
-        content = ics.feed(session, [series], now, stamp=_PLACEHOLDER)
-    etag = hashlib.sha256(content).hexdigest()[:32]
-    changed = site().first_served(series.key, etag, now.replace(microsecond=0))
-    return content.replace(_PLACEHOLDER_LINE, _stamp(changed)), etag, changed
+        changed = ics.changed_at(session, series, now)
+        content = ics.feed(session, [series], now, stamp=changed)
+    return content, hashlib.sha256(content).hexdigest()[:32], changed
 
 
 @bp.get("/<series>/calendar.ics")

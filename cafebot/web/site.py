@@ -9,7 +9,6 @@ check-ins; a cancelled one that it was cancelled, and why.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -114,14 +113,6 @@ class Site:
 
     def __post_init__(self) -> None:
         self._readers = db.session_factory(self.app.engine, reader=True)
-        # When this process first served each feed's content (by series and ETag).
-        self._served: dict[tuple[str, str], dt.datetime] = {}
-        self._served_lock = threading.Lock()
-
-    def first_served(self, key: str, etag: str, now: dt.datetime) -> dt.datetime:
-        """When content with ``etag`` of series ``key`` was first served (``now`` if never)."""
-        with self._served_lock:
-            return self._served.setdefault((key, etag), now)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
