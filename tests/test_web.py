@@ -31,7 +31,13 @@ from cafebot.bot.app import App
 from cafebot.cafe import ics, meetings
 from cafebot.cli.main import main
 from cafebot.core.clock import FakeClock
-from cafebot.core.config import DEFAULT_WEB_LISTEN, ConfigError, load_settings, parse_listen
+from cafebot.core.config import (
+    DEFAULT_WEB_LISTEN,
+    RESERVED_SERIES_KEYS,
+    ConfigError,
+    load_settings,
+    parse_listen,
+)
 from cafebot.web import search as web_search
 from cafebot.web.app import create_app
 from cafebot.web.build import MARKER, BuildError, build_site, site_paths
@@ -318,6 +324,15 @@ def test_bad_input_gets_a_page_that_helps(
         assert 'href="/cafe/archive/"' in page and 'href="/cafe/"' in page
     else:  # the search form again, with the words given
         assert 'name="q"' in page
+
+
+def test_every_top_level_address_of_the_site_is_a_reserved_series_key(cafe: Harness) -> None:
+    # /<series>/ sits beside the site's own addresses: config refuses a series named so.
+    flask = create_app(cafe.app)
+    tops = {rule.rule.strip("/").split("/")[0] for rule in flask.url_map.iter_rules()}
+    own = {top for top in tops if top and not top.startswith("<")}
+    assert own == {"healthz", "search", "static"}
+    assert own == set(RESERVED_SERIES_KEYS)
 
 
 def test_a_permalink_without_its_slash_and_the_old_search_address_redirect(

@@ -324,6 +324,9 @@ _KNOWN_KEYS = {
     "web": {"listen", "base_url", "site_dir"},
 }
 _SERIES_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: Keys a series may not have: the site's own top-level addresses (``/search/``,
+#: ``/healthz``, ``/static/``), beside which each series has ``/<key>/``.
+RESERVED_SERIES_KEYS = ("healthz", "search", "static")
 
 
 def find_config(
@@ -569,6 +572,13 @@ class _Loader:
                 "a series name is lower-case letters, digits, - or _",
                 section,
                 example="[series:cafe]",
+            )
+        if key in RESERVED_SERIES_KEYS:
+            raise self.error(
+                f"the series name '{key}' is one of the site's own addresses "
+                f"({', '.join(RESERVED_SERIES_KEYS)}), which no series may take",
+                section,
+                example=f"[series:{key}-cafe] or [series:cafe]",
             )
         values = self.parser[section]
         for k in values:
