@@ -6,9 +6,12 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
+from cafebot.cafe import search
+from cafebot.cafe.meetings import series_row
 from cafebot.notes.archive import import_archive, parse_archive
-from cafebot.storage.models import AgendaItem, CheckIn, Introduction, Person
+from cafebot.storage.models import AgendaItem, CheckIn, Introduction, Meeting, Person
 from tests.harness import ADA, BOB, CAFE, OLGA, Harness, User
 from tests.test_archive_reader import fixture
 
@@ -187,3 +190,31 @@ def test_search_shows_the_newest_and_says_how_many(bot: Harness) -> None:
     )
     assert len(lines) == 16
     assert "reviewer number 0!" in lines[1]
+
+
+@pytest.mark.parametrize("first_batch", [1, 2, 16])
+def test_the_sites_search_by_batches_finds_what_the_command_finds(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch, first_batch: int
+) -> None:
+    # newest_in (the site's) looks a batch of meetings at a time and stops when it has
+    # enough; what it finds is find_in's newest hits (the command's), in the same order.
+    monkeypatch.setattr(search, "FIRST_BATCH", first_batch)
+    load(bot, fixture("2029.md"))
+    load(bot, fixture("2031.md"))
+    bot.send("agenda 10m Release the reviewer guide", ADA)
+    with bot.app.unit_of_work() as session:
+        series_id = series_row(session, CAFE).id
+        meetings = session.scalars(select(Meeting).where(Meeting.series_id == series_id))
+        assert len(list(meetings)) > 5  # several batches of 1 (1, 2, 4 ...) and of 2 (2, 4 ...)
+        for words in (["e"], ["a", "o"], ["reviewer"], ["paper club"], ["no-such-word"]):
+            for limit in (1, 7, 20, 1000):
+                for published_only in (False, True):
+                    hits, total = search.find_in(
+                        session, series_id, words, limit, published_only=published_only
+                    )
+                    assert hits == search.newest_in(
+                        session, series_id, words, limit, published_only=published_only
+                    ), (words, limit, published_only)
+                    assert len(hits) == min(limit, total)
+        every, _ = search.find_in(session, series_id, ["e"], 1000)
+        assert len({h.date for h in every}) > 5  # the hits span the batches

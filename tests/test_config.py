@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from cafebot.core.config import ConfigError, find_config, load_settings, parse_duration
+from cafebot.core.config import (
+    RESERVED_SERIES_KEYS,
+    ConfigError,
+    find_config,
+    load_settings,
+    parse_duration,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,3 +209,15 @@ def test_find_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("key", RESERVED_SERIES_KEYS)
+def test_a_series_may_not_take_one_of_the_sites_addresses(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, f"[series:{key}]\nstream = s\n"), environ={})
+    text = str(info.value)
+    assert f"[series:{key}]" in text and f"the series name '{key}'" in text
+    assert "(healthz, search, static)" in text
+    assert f"[series:{key}-cafe]" in text  # an example that loads
+    good = load_settings(write(tmp_path, f"[series:{key}-cafe]\nstream = s\n"), environ={})
+    assert [s.key for s in good.series] == [f"{key}-cafe"]

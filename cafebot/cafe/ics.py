@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from icalendar import Calendar, Event, vRecur
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cafebot.cafe import meetings
@@ -23,15 +23,20 @@ HISTORY = dt.timedelta(days=90)
 YEARS_OF_TIMEZONE = 15
 
 
-def series_event(session: Session, series: SeriesSettings, now: dt.datetime) -> Event | None:
-    """The series as one recurring VEVENT (None if its schedule has no meeting left)."""
+def series_event(
+    session: Session, series: SeriesSettings, now: dt.datetime, stamp: dt.datetime | None = None
+) -> Event | None:
+    """The series as one recurring VEVENT (None if its schedule has no meeting left).
+
+    ``stamp``: its DTSTAMP (default ``now``), the time its information last changed.
+    """
     row = meetings.series_row(session, series)
     first = next(meetings.occurrences(series, now - HISTORY), None)
     tz = series.tz
     event = Event()
     event.add("uid", f"{series.key}@cafebot")
     event.add("summary", series.name)
-    event.add("dtstamp", now.astimezone(dt.UTC))
+    event.add("dtstamp", (stamp or now).astimezone(dt.UTC))
     event.add("duration", series.duration)
     if series.link:
         event.add("url", series.link)
@@ -40,7 +45,19 @@ def series_event(session: Session, series: SeriesSettings, now: dt.datetime) -> 
     if series.stream:
         description += f", in the Zulip stream #{series.stream}"
     event.add("description", description + ".")
-    stored = list(session.scalars(select(Meeting).where(Meeting.series_id == row.id)))
+    # Only cancellations and additions change the recurrence, and only those since the
+    # feed's first meeting matter: found through the (series, state, start) index, not by
+    # reading years of history.
+    stored = list(
+        session.scalars(
+            select(Meeting).where(
+                Meeting.series_id == row.id,
+                Meeting.state.in_(list(MeetingState)),
+                Meeting.starts_at > now - HISTORY - dt.timedelta(days=1),
+                (Meeting.state == MeetingState.CANCELLED) | Meeting.added,
+            )
+        )
+    )
     added = [m for m in stored if m.added and m.state is not MeetingState.CANCELLED]
     if first is None and not added:
         return None
@@ -63,7 +80,38 @@ def series_event(session: Session, series: SeriesSettings, now: dt.datetime) -> 
     return event
 
 
-def feed(session: Session, series: list[SeriesSettings], now: dt.datetime) -> bytes:
+def changed_at(session: Session, series: SeriesSettings, now: dt.datetime) -> dt.datetime:
+    """When the series' feed last changed, as the data tells it (the same for every process):
+    the latest of the last cancel, uncancel or add among the meetings the feed reads, the
+    moment its window last moved on (a scheduled meeting leaving its ``HISTORY``), and the
+    start of the day, when the range of its time zone's transitions moves on (a day on).
+
+    The schedule's own rule is in the config, which keeps no time: a changed rule changes
+    the feed's ETag, not this time.
+    """
+    row = meetings.series_row(session, series)
+    edited = session.scalar(
+        select(func.max(Meeting.schedule_changed_at)).where(
+            Meeting.series_id == row.id,
+            Meeting.state.in_(list(MeetingState)),
+            Meeting.starts_at > now - HISTORY - 2 * dt.timedelta(days=1),
+        )
+    )
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)  # as feed() reads the date
+    times = [day] if edited is None else [day, edited]
+    for window in (HISTORY, HISTORY + dt.timedelta(days=1)):  # the start; the meetings read
+        left = meetings.latest_occurrence(series, now - window)
+        if left is not None:
+            times.append(left + window)
+    return max(times).astimezone(dt.UTC).replace(microsecond=0)
+
+
+def feed(
+    session: Session,
+    series: list[SeriesSettings],
+    now: dt.datetime,
+    stamp: dt.datetime | None = None,
+) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -71,7 +119,7 @@ def feed(session: Session, series: list[SeriesSettings], now: dt.datetime) -> by
     if len(series) == 1:
         calendar.add("x-wr-calname", series[0].name)
     for s in series:
-        event = series_event(session, s, now)
+        event = series_event(session, s, now, stamp)
         if event is not None:
             calendar.add_component(event)
     first = (now - HISTORY).date()

@@ -518,6 +518,7 @@ def cancel(ctx: Context, which: MeetingDate | None, reason: str | None) -> Outco
     if state in (meetings.Status.ENDED, meetings.Status.PUBLISHED):
         raise UserError(f"The meeting of {meeting.date} has already taken place.", show_usage=False)
     meeting.state = MeetingState.CANCELLED
+    meeting.schedule_changed_at = ctx.now
     meeting.cancel_reason = one_line(reason) if reason else None
     set_current(meeting, None, ctx.now)
     later = meetings.following(ctx.session, ctx.series, ctx.series_row, meeting.starts_at)
@@ -549,6 +550,7 @@ def uncancel(ctx: Context, which: MeetingDate) -> Outcome:
     if meeting.ends_at <= ctx.now:
         raise UserError(f"The meeting of {meeting.date} is in the past.", show_usage=False)
     meeting.state = MeetingState.SCHEDULED
+    meeting.schedule_changed_at = ctx.now
     meeting.cancel_reason = None
     back, stayed = move_back(ctx.session, meeting)
     lines = [
@@ -608,6 +610,7 @@ def add_meeting(ctx: Context, what: Keyword, which: MeetingDate, at: TimeOfDay) 
         ends_at=ends_at,
         state=MeetingState.SCHEDULED,
         added=True,
+        schedule_changed_at=ctx.now,
     )
     ctx.session.add(meeting)
     # The time as given, in the series' zone, where it differs from how Zulip shows it.

@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, literal, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from cafebot.cafe.context import Context
 from cafebot.commands.converters import format_estimate
@@ -32,6 +32,7 @@ from cafebot.storage.models import (
     Introduction,
     ItemNote,
     Meeting,
+    MeetingState,
     Person,
     ShoutOut,
     name_at,
@@ -40,12 +41,13 @@ from cafebot.storage.models import (
 MAX_HITS = 15  # shown in one reply
 MAX_TERMS = 10
 SNIPPET = 160  # characters of a long text shown around the first word found
+FIRST_BATCH = 8  # meetings searched at first by newest_in (then twice as many each time)
 
 
 @dataclass(frozen=True)
 class Hit:
     date: dt.date
-    order: tuple[int, int]  # within a meeting: kind, then reference or position
+    order: tuple[int, int, int]  # within a meeting: kind, reference or position, a note's id
     ref: str  # "2031-05-20/A4", or the date alone for kept text
     text: str  # one line, Markdown-safe
 
@@ -91,15 +93,16 @@ def _snippet(text: str, words: Sequence[str]) -> str:
     return fragment(("…" if start else "") + piece + ("…" if start + SNIPPET < len(flat) else ""))
 
 
-def _in_series(query: Select[Any, Any], ctx: Context) -> Select[Any, Any]:
-    return query.where(Meeting.series_id == ctx.series_row.id).order_by(Meeting.date.desc())
+def _in_series(query: Select[Any, Any], series_id: int, published_only: bool) -> Select[Any, Any]:
+    query = query.where(Meeting.series_id == series_id)
+    if published_only:
+        query = query.where(Meeting.state == MeetingState.PUBLISHED)
+    return query.order_by(Meeting.date.desc())
 
 
-def find(ctx: Context, words: Sequence[str], limit: int) -> tuple[list[Hit], int]:
-    """The newest ``limit`` hits, and how many there are in all."""
-    session = ctx.session
-    hits: list[Hit] = []
-    total = 0
+def _queries(words: Sequence[str]) -> list[tuple[Select[Any, Any], ColumnElement[bool]]]:
+    """For each kind of entry: the query of it with its meeting's date, and the condition
+    that it holds every word."""
     queries: list[tuple[Select[Any, Any], ColumnElement[bool]]] = []
 
     checkin = _matches(_joined(CheckIn.name, CheckIn.github, CheckIn.affiliation), words)
@@ -158,8 +161,60 @@ def find(ctx: Context, words: Sequence[str], limit: int) -> tuple[list[Hit], int
         )
     )
 
-    for query, condition in queries:
-        query = _in_series(query.where(condition), ctx)
+    return queries
+
+
+def entries(session: Session, series_id: int) -> Iterator[tuple[Hit, str]]:
+    """Every entry of the published meetings that search looks in, with the text it reads
+    there (letter case as written): the site's prebuilt search index."""
+    for query, condition in _queries([""]):
+        query = _in_series(query.where(condition), series_id, True)
+        for row, date in session.execute(query):
+            yield _hit(row, date, [""]), _haystack(row)
+
+
+def _haystack(row: object) -> str:
+    """The text the queries match in ``row`` (the same fields, in one string)."""
+    fields: list[str | None]
+    if isinstance(row, CheckIn):
+        fields = [row.name, row.github, row.affiliation]
+    elif isinstance(row, Introduction):
+        who = row.person
+        fields = [row.text, who.name, who.zulip_name, who.github] if who else [row.text]
+    elif isinstance(row, ShoutOut):
+        fields = [row.project, row.text, row.author.name if row.author else None]
+    elif isinstance(row, AgendaItem):
+        fields = [row.topic, row.proposer.name if row.proposer else None]
+    elif isinstance(row, ItemNote):
+        fields = [row.text]
+    else:
+        assert isinstance(row, ArchiveBlock)  # noqa: S101 - the queries select nothing else
+        fields = [row.text]
+    return " ".join(f for f in fields if f)
+
+
+def find(ctx: Context, words: Sequence[str], limit: int) -> tuple[list[Hit], int]:
+    """The newest ``limit`` hits, and how many there are in all."""
+    return find_in(ctx.session, ctx.series_row.id, words, limit)
+
+
+def find_in(
+    session: Session,
+    series_id: int,
+    words: Sequence[str],
+    limit: int,
+    *,
+    published_only: bool = False,
+) -> tuple[list[Hit], int]:
+    """The newest ``limit`` hits in the series, and how many there are in all.
+
+    ``published_only``: only in meetings whose notes are published (imported ones
+    included), as the site shows them.
+    """
+    hits: list[Hit] = []
+    total = 0
+    for query, condition in _queries(words):
+        query = _in_series(query.where(condition), series_id, published_only)
         count_query = select(func.count()).select_from(query.order_by(None).subquery())
         total += int(session.scalar(count_query) or 0)
         for row, date in session.execute(query.limit(limit)):
@@ -168,22 +223,65 @@ def find(ctx: Context, words: Sequence[str], limit: int) -> tuple[list[Hit], int
     return hits[:limit], total
 
 
+def newest_in(
+    session: Session,
+    series_id: int,
+    words: Sequence[str],
+    limit: int,
+    *,
+    published_only: bool = False,
+) -> list[Hit]:
+    """The newest ``limit`` hits in the series (as :func:`find_in` finds them), looked for
+    a batch of meetings at a time, newest first, stopping once ``limit`` are found.
+
+    The batches double (8, 16, 32 … meetings): words found in recent meetings
+    cost a few small queries, however long the series; a word found in no meeting still
+    reads every entry once. Nothing is counted.
+    """
+    hits: list[Hit] = []
+    newer: dt.date | None = None  # the batch holds meetings before this date
+    batch = FIRST_BATCH
+    while len(hits) < limit:
+        dates = select(Meeting.date).where(Meeting.series_id == series_id)
+        if published_only:
+            dates = dates.where(Meeting.state == MeetingState.PUBLISHED)
+        if newer is not None:
+            dates = dates.where(Meeting.date < newer)
+        oldest = session.scalar(dates.order_by(Meeting.date.desc()).offset(batch - 1).limit(1))
+        found: list[Hit] = []
+        for query, condition in _queries(words):
+            query = _in_series(query.where(condition), series_id, published_only)
+            if newer is not None:
+                query = query.where(Meeting.date < newer)
+            if oldest is not None:
+                query = query.where(Meeting.date >= oldest)
+            found.extend(_hit(row, date, words) for row, date in session.execute(query))
+        found.sort(key=lambda h: (-h.date.toordinal(), h.order))
+        hits.extend(found)
+        if oldest is None:
+            break  # that batch reached the series' first meeting
+        newer, batch = oldest, batch * 2
+    return hits[:limit]
+
+
 def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
     day = date.isoformat()
     if isinstance(row, CheckIn):
         fields = [row.name, f"@{row.github}" if row.github else "", row.affiliation or ""]
         text = "checked in: " + fragment(" / ".join(f for f in fields if f))
-        return Hit(date, (3, row.ref), f"{day}/C{row.ref}", text)
+        return Hit(date, (3, row.ref, 0), f"{day}/C{row.ref}", text)
     if isinstance(row, Introduction):
         name = fragment(name_at(row.meeting, row.person)) if row.person else "someone"
-        return Hit(date, (2, row.ref), f"{day}/I{row.ref}", f"{name}: {_snippet(row.text, words)}")
+        return Hit(
+            date, (2, row.ref, 0), f"{day}/I{row.ref}", f"{name}: {_snippet(row.text, words)}"
+        )
     if isinstance(row, ShoutOut):
         project = f"[{fragment(row.project)}] " if row.project else ""
         who = f" — {fragment(name_at(row.meeting, row.author))}" if row.author else ""
         text = f"{project}{_snippet(row.text, words)}{who}"
-        return Hit(date, (1, row.ref), f"{day}/S{row.ref}", text)
+        return Hit(date, (1, row.ref, 0), f"{day}/S{row.ref}", text)
     if isinstance(row, AgendaItem):
-        return Hit(date, (0, row.position), f"{day}/A{row.ref}", _item(row, words))
+        return Hit(date, (0, row.position, 0), f"{day}/A{row.ref}", _item(row, words))
     if isinstance(row, ItemNote):
         item = row.item
         kind = row.kind.value
@@ -191,7 +289,7 @@ def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
             owner = row.action.owner.display_name if row.action.owner else "nobody"
             kind = f"action {row.action.label} ({row.action.status.value}, {fragment(owner)})"
         text = f"{kind}: {_snippet(row.text, words)} (on “{_snippet(item.topic, words)}”)"
-        return Hit(date, (0, item.position), f"{day}/A{item.ref}", text)
+        return Hit(date, (0, item.position, row.id), f"{day}/A{item.ref}", text)
     assert isinstance(row, ArchiveBlock)  # noqa: S101 - the queries select nothing else
     lines = [line for line in row.text.split("\n") if line.strip()]
     hit_line = next(
@@ -199,7 +297,7 @@ def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
         " ".join(lines),
     )
     cleaned = re.sub(r"^\s*(?:#{1,6}\s+|[-*+]\s+|:::\s*)", "", hit_line)
-    return Hit(date, (4, row.position), day, f"notes: {_snippet(cleaned, words)}")
+    return Hit(date, (4, row.position, 0), day, f"notes: {_snippet(cleaned, words)}")
 
 
 def _item(item: AgendaItem, words: Sequence[str]) -> str:

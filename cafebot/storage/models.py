@@ -151,6 +151,8 @@ class Meeting(Base):
     current_item_ref: Mapped[int | None] = mapped_column()  # the agenda item's reference number
     current_item_since: Mapped[dt.datetime | None] = mapped_column(Instant)
     published_at: Mapped[dt.datetime | None] = mapped_column(Instant)
+    # When a cancel, uncancel or add last changed the schedule (the calendar feed's time).
+    schedule_changed_at: Mapped[dt.datetime | None] = mapped_column(Instant)
     # The next reference number of each kind: references are never reused.
     next_agenda_ref: Mapped[int] = mapped_column(default=1)
     next_shoutout_ref: Mapped[int] = mapped_column(default=1)
