@@ -209,3 +209,10 @@ class _NoZulip:
 
     def react(self, message: object, emoji: str) -> None:
         self._refuse()
+
+    def direct(self, user_id: int, text: str) -> None:
+        self._refuse()
+
+    def upload(self, filename: str, data: bytes, content_type: str) -> str:
+        self._refuse()
+        return ""
