@@ -212,11 +212,12 @@ def held_meetings(session: Session, series_id: int, now: dt.datetime) -> list[tu
 
 def _attendance(session: Session, series_id: int) -> Iterable[tuple[int, int, str | None]]:
     """(meeting id, person id, affiliation) of every check-in of the series."""
-    return session.execute(
+    rows = session.execute(
         select(CheckIn.meeting_id, CheckIn.person_id, CheckIn.affiliation)
         .join(Meeting, Meeting.id == CheckIn.meeting_id)
         .where(Meeting.series_id == series_id)
-    ).tuples()
+    )
+    return ((mid, pid, affiliation) for mid, pid, affiliation in rows)
 
 
 def _series_id(session: Session, series: SeriesSettings) -> int | None:
