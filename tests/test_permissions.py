@@ -47,6 +47,12 @@ WHO_MAY = {
     "remove": OWNER,
     "move": OWNER,
     "defer": OWNER,
+    "actions": ANYONE,
+    "close": OWNER,
+    "reopen": OWNER,
+    "drop": OWNER,
+    "assign": OWNER,
+    "due": OWNER,
     "start": ORGANISERS,
     "goto": ORGANISERS,
     "done": ORGANISERS,
@@ -57,7 +63,7 @@ WHO_MAY = {
     "publish": ORGANISERS,
 }
 # Commands that only show something: accepted, they change nothing.
-READ_ONLY = {"list", "next", "notes", "search", "now", "help"}
+READ_ONLY = {"list", "next", "notes", "search", "now", "help", "actions"}
 
 ROLES = ("attendee", "owner", "organiser", "bot", "direct message")
 # Ada owns every entry the cells act on; Bob and Dana attend (Dana by direct message);
@@ -182,6 +188,20 @@ ENTRY_COMMANDS = {
     "remove": "remove A{ref}",
     "move": "move A{ref} 1",
     "defer": "defer A{ref}",
+    "actions": "actions all",
+    "close": "close A{ref}.1",
+    "reopen": "reopen A{ref}.1",
+    "drop": "drop A{ref}.1",
+    "assign": "assign A{ref}.1 @**Bob Builder|12**",
+    "due": "due A{ref}.1 2031-07-1{n}",
+}
+# What Ada does before a cell of these: an action of hers under the fresh item (A{ref}.1).
+SETUP = {
+    "close": ["action A{ref} Write it up"],
+    "reopen": ["action A{ref} Write it up", "close A{ref}.1"],
+    "drop": ["action A{ref} Write it up"],
+    "assign": ["action A{ref} Write it up"],
+    "due": ["action A{ref} Write it up"],
 }
 # Run live, in this order, each by everyone else first and by the organiser last.
 LIFECYCLE = [
@@ -217,6 +237,8 @@ def test_permission_matrix(matrix: Matrix) -> None:
             if command == "itsme" and role != "bot":
                 namesake(bot, SENDERS[role])
             ref = matrix.fresh_item(f"{command} by {role}")
+            for step in SETUP.get(command, []):
+                assert bot.send(step.format(ref=ref), ADA).reactions[:1] == ["check"], step
             matrix.cell(command, role, template.format(ref=ref, n=n))
     ref = matrix.fresh_item("the live meeting")
     for command, template in LIFECYCLE:

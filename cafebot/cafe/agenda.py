@@ -6,10 +6,13 @@ the informational commands; it imports none of them.
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from cafebot.cafe import meetings
 from cafebot.cafe.context import Context
 from cafebot.commands.converters import format_estimate
 from cafebot.core.text import fragment, one_line, zulip_time
+from cafebot.storage import actions as store_actions
 from cafebot.storage.models import AgendaItem, ItemNote, Meeting, NoteKind, name_at
 
 
@@ -79,6 +82,9 @@ def listing(ctx: Context, meeting: Meeting) -> str:
     for item in sorted(moved, key=lambda i: i.ref):
         lines.append(f"- ~~A{item.ref} {fragment(item.topic)}~~ moved to {item.moved_to}")
     lines.append(total_line(ctx, meeting))
+    still_open = open_actions_line(ctx.session, meeting)
+    if still_open:
+        lines.append(still_open)
     if meeting.checkins:
         lines += ["", f"**Check-ins** ({len(meeting.checkins)})"]
         for c in meeting.checkins:
@@ -98,11 +104,24 @@ def listing(ctx: Context, meeting: Meeting) -> str:
     return "\n".join(lines)
 
 
+def open_actions_line(session: Session, meeting: Meeting) -> str | None:
+    """How many actions are still open from earlier meetings (`list`, the reminders)."""
+    count = store_actions.count_open_before(session, meeting)
+    if not count:
+        return None
+    were = "action is" if count == 1 else "actions are"
+    return f"{count} {were} still open from earlier meetings: `actions` lists them."
+
+
 def note_line(item: AgendaItem, note: ItemNote) -> str:
     """A note, decision or action under an item, by its sub-reference: ``**A2.1** text``."""
     kind = {NoteKind.DECISION: "**Decision**: ", NoteKind.ACTION: "**Action**: "}
     owner = f"{fragment(note.owner.display_name)} — " if note.owner else ""
-    return f"**A{item.ref}.{note.position}** {kind.get(note.kind, '')}{owner}{_short(note.text)}"
+    label = f" (**{note.action.label}**, {note.action.status.value})" if note.action else ""
+    return (
+        f"**A{item.ref}.{note.position}** {kind.get(note.kind, '')}{owner}{_short(note.text)}"
+        f"{label}"
+    )
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -143,6 +143,10 @@ class Context:
         owner = owner_id(entry)
         if self.is_organizer or (owner is not None and owner == self.person.id):
             return
+        # An action's owner may change it as well as its author (cafebot.cafe.actions).
+        record = entry.action if isinstance(entry, ItemNote) else None
+        if record is not None and record.owner_id == self.person.id:
+            return
         who = self.session.get(Person, owner) if owner is not None else None
         author = f" ({who.display_name})" if who is not None else ""
         raise PermissionDenied(

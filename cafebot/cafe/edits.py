@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cafebot.cafe import people
+from cafebot.cafe import action_notes, people
 from cafebot.cafe.context import Context, Entry
 from cafebot.cafe.entries import add_notes, note_lines, update_entry
 from cafebot.commands.converters import Mention, Ref
@@ -100,6 +100,8 @@ def follow_edit(
     if note.kind is NoteKind.ACTION:
         owner: Mention | None = args.get("owner")
         note.owner = people.for_mention(ctx.session, owner, ctx.now) if owner else None
+        if note.action is not None:
+            action_notes.follow_note(note)
     return f"the {word} under A{note.item.ref}"
 
 
@@ -137,5 +139,8 @@ def follow_delete(session: Session, message_id: int) -> list[str]:
         if note.item in found:
             continue  # went with its item
         removed.append(f"the {note.kind.value} under A{note.item.ref}")
+        gone = note.action
         note.item.notes.remove(note)
+        if gone is not None:
+            session.delete(gone)  # and, with it, its notes in every meeting
     return removed

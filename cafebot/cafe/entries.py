@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from cafebot.cafe import people
+from cafebot.cafe import action_notes, people
 from cafebot.cafe.agenda import listing, open_items, renumber
 from cafebot.cafe.context import Context, Entry
 from cafebot.commands.converters import (
@@ -315,13 +315,14 @@ def add_notes(
     kind: NoteKind,
     texts: list[str],
     owner: Person | None = None,
-) -> None:
+) -> list[ItemNote]:
     """Add notes after the item's last one (a stored item's notes are not read for it).
 
     Each gets the item's next sub-reference (its position): a number never given twice.
     """
     if not texts:
-        return
+        return []
+    added = []
     start = _take_note_refs(ctx.session, item, len(texts)) - 1
     for offset, text in enumerate(texts, start=1):
         note = ItemNote(
@@ -333,6 +334,8 @@ def add_notes(
         )
         link(note, item=item, author=ctx.person, owner=owner)
         ctx.session.add(note)
+        added.append(note)
+    return added
 
 
 _LAST_NOTE = select(func.max(ItemNote.position)).where(ItemNote.item_id == bindparam("item_id"))
@@ -535,6 +538,8 @@ def _edit_note(ctx: Context, note: ItemNote, ref: Ref, text: str) -> None:
     note.text = new
     if owner is not None:
         note.owner = people.for_mention(ctx.session, owner, ctx.now)
+    if note.action is not None:
+        action_notes.follow_note(note)
 
 
 @command("remove", aliases=("delete", "rm"), who=Who.OWNER, examples=("remove A2", "remove A2.1"))
@@ -546,7 +551,10 @@ def remove(ctx: Context, ref: Ref) -> Outcome:
     if ref.note is not None:
         found = note_for(ctx, ref)
         ctx.require_owner(found, "remove")
+        gone = found.action
         found.item.notes.remove(found)
+        if gone is not None:
+            ctx.session.delete(gone)  # and, with it, its notes in every meeting
         return ACK
     entry: Entry = ctx.find(ref)
     ctx.require_owner(entry, "remove")
@@ -630,6 +638,7 @@ def carry(item: AgendaItem, meeting: Meeting, session: Session, now: dt.datetime
                 position=note.position,
                 author_id=note.author_id,
                 owner_id=note.owner_id,
+                action_id=note.action_id,  # the same action (its T reference) follows
                 message_id=None,
                 created_at=note.created_at,
             )
@@ -683,13 +692,3 @@ def note(ctx: Context, ref: Ref | None, text: str) -> Outcome:
 def decision(ctx: Context, ref: Ref | None, text: str) -> Outcome:
     """Record a decision under an agenda item."""
     return _record(ctx, ref, NoteKind.DECISION, text, None)
-
-
-@command(
-    "action",
-    aliases=("todo",),
-    examples=("action A2 @**Ada Lovelace** write the release notes", "action A2 Book the room"),
-)
-def action(ctx: Context, ref: Ref | None, owner: Mention | None, text: str) -> Outcome:
-    """Record an action item under an agenda item, optionally naming who will do it."""
-    return _record(ctx, ref, NoteKind.ACTION, text, owner)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cafebot.cafe import meetings
+from cafebot.cafe import actions, meetings
 from cafebot.cafe.agenda import item_line, open_items, renumber
 from cafebot.cafe.context import ENTRY_TYPES, Context, Entry
 from cafebot.cafe.entries import agenda_item_for, carry, next_ref
@@ -367,6 +367,9 @@ def start(ctx: Context, when: StartWhen | None) -> Outcome:
         lines.append("`done` closes it and moves on; `note`, `decision` and `action` go under it.")
     else:
         lines.append("The agenda is empty: add items with `agenda 10m Topic`.")
+    review = actions.review(ctx, meeting)
+    if review:
+        lines += ["", *review]
     return Outcome(reply="\n".join(lines), replan=True)
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from cafebot.cafe import meetings
-from cafebot.cafe.agenda import agenda_total, item_line, open_items
+from cafebot.cafe.agenda import agenda_total, item_line, open_actions_line, open_items
 from cafebot.core.config import SeriesSettings, format_duration
 from cafebot.core.text import inline, zulip_time
 from cafebot.storage.models import (
@@ -92,6 +92,10 @@ def reminder_text(
             )
     else:
         lines += ["", "The agenda is empty so far."]
+    session = object_session(meeting)
+    still_open = open_actions_line(session, meeting) if session is not None else None
+    if still_open:
+        lines.append(still_open)
     lines.append("Add a topic: `agenda 10m Your topic` (check in with `checkin`).")
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from cafebot.cafe import meetings, reminders
+from cafebot.cafe import followups, meetings, reminders
 from cafebot.cafe.held import CONFIRM_AFTER, HeldReminders
 from cafebot.cafe.lifecycle import effective_end, end_meeting
 from cafebot.core.chat import SchedulesMessages
@@ -53,6 +53,7 @@ class SweepResult:
     published: list[dt.date] = field(default_factory=list)
     notices: int = 0
     held: int = 0  # changes to the reminders Zulip holds
+    followups: int = 0  # direct messages to owners of open actions
 
 
 def _has_entries(meeting: Meeting) -> bool:
@@ -95,6 +96,7 @@ class Lifecycle:
                 self._guard("held reminders", self._held_due, result)
             for series in self.app.settings.series:
                 self._guard("reminders", self._reminders_due, series, result)
+                self._guard("follow-ups", self._followups_due, series, result)
             self._guard("notices", self._notices_due, result)
             self._guard("publish", self._publish_due, result)
             return result
@@ -181,6 +183,9 @@ class Lifecycle:
     def _reminders_due(self, series: SeriesSettings, result: SweepResult) -> None:
         result.reminders += reminders.send_due_reminders(self.app, self.chat, series)
 
+    def _followups_due(self, series: SeriesSettings, result: SweepResult) -> None:
+        result.followups += followups.send_due_followups(self.app, self.chat, series)
+
     def _notices_due(self, result: SweepResult) -> None:
         with self.app.unit_of_work() as session:
             pending = reminders.pending_cancellations(session, self.app.clock.now())
@@ -243,6 +248,9 @@ class Lifecycle:
                                 jobs[f"reminder:{meeting.id}:{int(offset.total_seconds())}"] = when
                         if meeting.ends_at > now:
                             jobs[f"end:{meeting.id}"] = meeting.ends_at
+                        followup = followups.due_at(series, meeting)
+                        if followup is not None and followup > now:
+                            jobs[f"followup:{meeting.id}"] = followup
                     publish_at = effective_end(meeting) + series.publish_delay
                     if publish_at > now:
                         jobs[f"publish:{meeting.id}"] = publish_at
@@ -344,6 +352,7 @@ class Lifecycle:
                 f"published {', '.join(map(str, result.published))}" if result.published else "",
                 f"{result.notices} notice(s)" if result.notices else "",
                 f"{result.held} held reminder change(s)" if result.held else "",
+                f"{result.followups} follow-up(s)" if result.followups else "",
             ]
             outcome = "; ".join(d for d in done if d) or "nothing due"
         except Exception:

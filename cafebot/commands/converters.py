@@ -45,6 +45,12 @@ class Ref:
     def consume(cls, text: str) -> tuple[Self, str]:
         word, rest = _split_word(text)
         m = _REF_RE.match(word)
+        if not m and re.match(r"^#?T\d{1,9}$", word, re.I):
+            raise ConversionError(
+                f"'{_shown(word)}' is an action's reference: here give its sub-reference under "
+                f"its agenda item, like A2.3 (`actions` shows it); `close {_shown(word)}`, "
+                "`reopen`, `drop`, `due` and `assign` take the action's own"
+            )
         if not m:
             raise ConversionError(
                 f"'{_shown(word)}' is not a reference: use A1 (agenda), S1 (shout-out), "

@@ -109,6 +109,19 @@ class StagesReplies(Protocol):
         ...
 
 
+@runtime_checkable
+class StagesDirect(Protocol):
+    """A chat that can write a direct message in the caller's transaction (``cafebot run``)."""
+
+    def stage_direct(
+        self, session: Session, user_ids: tuple[int, ...], text: str
+    ) -> Callable[[], None]:
+        """Write a direct message to ``user_ids`` in ``session``'s transaction, so that it
+        is stored with what it records (a follow-up claimed once); the callable queues it,
+        once that transaction has committed. The outbox then sends it exactly once."""
+        ...
+
+
 # ---------------------------------------------------------------- scheduled messages
 
 

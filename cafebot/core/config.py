@@ -135,6 +135,9 @@ class SeriesSettings:
     publish_delay: dt.timedelta = dt.timedelta(minutes=15)
     # How long before its scheduled start a plain `start` may start a meeting.
     start_margin: dt.timedelta = dt.timedelta(minutes=30)
+    # How long before a meeting each owner of open actions gets their direct message
+    # (with the one-day reminder by default); None: no such messages.
+    action_followup: dt.timedelta | None = dt.timedelta(days=1)
     archive_dir: Path = Path("notes")
     git_remote: str | None = None
     git_branch: str = "main"
@@ -219,6 +222,13 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=int(m.group(1)) * _DURATION_UNITS[m.group(2).lower()])
 
 
+def parse_optional_duration(text: str) -> dt.timedelta | None:
+    """A duration, or ``off`` (``none``, ``no``) for none. Raises ValueError."""
+    if text.strip().lower() in ("off", "none", "no", "false"):
+        return None
+    return parse_duration(text)
+
+
 _DURATIONS_RE = re.compile(r"\s*\d+\s*[a-z]+\s*", re.IGNORECASE)
 
 
@@ -275,6 +285,7 @@ _KNOWN_SERIES_KEYS = {
     "reminders",
     "publish_delay",
     "start_margin",
+    "action_followup",
     "archive_dir",
     "git_remote",
     "git_branch",
@@ -612,6 +623,12 @@ class _Loader:
             ),
             start_margin=parse(
                 "start_margin", parse_duration, "start_margin = 30m", defaults.start_margin
+            ),
+            action_followup=parse(
+                "action_followup",
+                parse_optional_duration,
+                "action_followup = 1d (or off)",
+                defaults.action_followup,
             ),
             archive_dir=archive_dir,
             git_remote=get("git_remote"),

@@ -302,6 +302,17 @@ class Outbox:
         that transaction has committed (see :class:`cafebot.core.chat.StagesReplies`)."""
         target = Target.of(message, self.bot_id)
         after = message.id if message.id is not None else self.latest_id
+        return self._stage(session, target, after, text)
+
+    def stage_direct(
+        self, session: Session, user_ids: tuple[int, ...], text: str
+    ) -> Callable[[], None]:
+        """A direct message written in ``session``'s transaction (see
+        :class:`cafebot.core.chat.StagesDirect`); the callable queues it after the commit."""
+        target = Target(recipients=tuple(sorted(set(user_ids))))
+        return self._stage(session, target, self.latest_id, text)
+
+    def _stage(self, session: Session, target: Target, after: int, text: str) -> Callable[[], None]:
         parts = split_message(text, self.max_message_length)
         posts = [_Post(target, part, after) for part in parts if part.strip()]
         rows = [self._row(target, post) for post in posts]

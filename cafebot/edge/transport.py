@@ -99,6 +99,11 @@ class ZulipChat:
     def stage_reply(self, session: Session, message: Message, text: str) -> Callable[[], None]:
         return self._bot.outbox.stage_reply(session, message, text)
 
+    def stage_direct(
+        self, session: Session, user_ids: tuple[int, ...], text: str
+    ) -> Callable[[], None]:
+        return self._bot.outbox.stage_direct(session, user_ids, text)
+
     def react(self, message: Message, emoji: str) -> None:
         self._bot.outbox.enqueue(_React(message, emoji, Target.of(message, self._bot.bot_id)))
 

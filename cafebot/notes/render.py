@@ -324,6 +324,8 @@ class _Renderer:
             # A note of its own that opens like "**Decision**" must not read as a decision.
             literal = note.kind is NoteKind.NOTE and opens_like_a_note_kind(line)
             ref = f" `A{item.ref}.{note.position}`" if self.refs else ""
+            if self.refs and note.action is not None:
+                ref += f" `{note.action.label}`"  # the action's own reference
             out.append(self.bullet(1, line, literal_start=literal) + ref)
             out += [self.bullet(2, extra) for extra in more]
         return out

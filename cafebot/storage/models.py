@@ -118,6 +118,8 @@ class Series(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The number the series' next action gets (its reference, T1 …): never reused (0010).
+    next_action_ref: Mapped[int] = mapped_column(default=1, server_default="1")
 
     meetings: Mapped[list[Meeting]] = relationship(back_populates="series")
 
@@ -323,10 +325,134 @@ class ItemNote(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(Instant)
+    # For actions: the action record (revision 0010). Every copy of the note (an item
+    # carried over or deferred) names the same action; deleting the action deletes them.
+    action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action.id", ondelete="CASCADE"), index=True
+    )
 
     item: Mapped[AgendaItem] = relationship(back_populates="notes")
     author: Mapped[Person | None] = relationship(foreign_keys=[author_id])
     owner: Mapped[Person | None] = relationship(foreign_keys=[owner_id])
+    action: Mapped[Action | None] = relationship(back_populates="notes")
+
+
+# ---------------------------------------------------------------- actions (revision 0010)
+
+
+class ActionStatus(enum.StrEnum):
+    OPEN = "open"  # to be followed up
+    DONE = "done"
+    DROPPED = "dropped"
+    # Imported from the notes archive, which does not say how it ended: history, never
+    # followed up (an imported action is DONE where the archive shows it ticked).
+    UNKNOWN = "unknown"
+
+
+class Action(Base):
+    """An action item: owned, followed up across meetings until done or dropped.
+
+    Its reference ``T<number>`` is the series' own and never changes (``move``,
+    ``defer`` and roll-over copy the note under the item, not the action).
+    ``meeting_id`` is the meeting it was recorded at, ``item_ref``/``note_ref`` its
+    sub-reference there (A2.3). ``imported`` marks history read from the notes archive.
+    """
+
+    __tablename__ = "action"
+    __table_args__ = (
+        UniqueConstraint("series_id", "number"),
+        Index("ix_action_series_id_status_created_at", "series_id", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column()
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meeting.id", ondelete="CASCADE"), index=True
+    )
+    item_ref: Mapped[int | None] = mapped_column()
+    note_ref: Mapped[int | None] = mapped_column()
+    text: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    status: Mapped[ActionStatus] = mapped_column(
+        _enum(ActionStatus, "action_status"), default=ActionStatus.OPEN
+    )
+    # Who last changed the status, and when (None while it has never changed).
+    status_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    status_at: Mapped[dt.datetime | None] = mapped_column(Instant)
+    # Due by this day; None: due at the next meeting after the one it was made at.
+    due_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The Zulip message that made it (an edit or delete of that message follows).
+    message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Instant)
+    imported: Mapped[bool] = mapped_column(default=False)
+
+    meeting: Mapped[Meeting] = relationship()
+    owner: Mapped[Person | None] = relationship(foreign_keys=[owner_id])
+    author: Mapped[Person | None] = relationship(foreign_keys=[author_id])
+    status_by: Mapped[Person | None] = relationship(foreign_keys=[status_by_id])
+    notes: Mapped[list[ItemNote]] = relationship(
+        back_populates="action", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def label(self) -> str:
+        return f"T{self.number}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is ActionStatus.OPEN
+
+
+class ActionFollowUp(Base):
+    """The one direct message an owner gets before a meeting about their open actions.
+
+    Written in the transaction that queues the message, so it goes out once.
+    """
+
+    __tablename__ = "action_followup"
+    __table_args__ = (UniqueConstraint("meeting_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    actions: Mapped[int] = mapped_column()  # how many it listed
+    sent_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+
+class TodoWidget(Base):
+    """A Zulip to-do widget (a ``/todo`` message) listing a meeting's open actions."""
+
+    __tablename__ = "todo_widget"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("meeting.id", ondelete="CASCADE"), index=True
+    )
+    # The outbox's row while it is on its way, then Zulip's message id.
+    outgoing_id: Mapped[int | None] = mapped_column(index=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    posted_at: Mapped[dt.datetime] = mapped_column(Instant)
+
+    items: Mapped[list[TodoItem]] = relationship(
+        back_populates="widget", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class TodoItem(Base):
+    """A task of a to-do widget, by the key Zulip gives it, and the action it stands for."""
+
+    __tablename__ = "todo_item"
+    __table_args__ = (UniqueConstraint("widget_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    widget_id: Mapped[int] = mapped_column(ForeignKey("todo_widget.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    action_id: Mapped[int] = mapped_column(ForeignKey("action.id", ondelete="CASCADE"), index=True)
+
+    widget: Mapped[TodoWidget] = relationship(back_populates="items")
+    action: Mapped[Action] = relationship()
 
 
 class CancelMove(Base):
