@@ -340,6 +340,9 @@ def test_cafebot_insights_in_text_json_and_csv(tmp_path: Path) -> None:
         "proposed": 6,
         "discussed": 2,
         "rolled_over": 0,
+        "actions_opened": 0,
+        "actions_closed": 0,
+        "actions_open": 0,
     }
     assert [m["returning"] for m in data["meetings"]] == [0, 2, 1, 3, 1, 2, 1, 2]
     # History ahead of the machine's clock: whether someone came back is known up to the
@@ -350,8 +353,9 @@ def test_cafebot_insights_in_text_json_and_csv(tmp_path: Path) -> None:
     ]
     csv_out = cafebot(tmp_path, "insights", "--since", "2020-01-01", "--format", "csv").stdout
     assert csv_out.splitlines()[:2] == [
-        "series,date,attendance,first_timers,returning,proposed,discussed,rolled_over",
-        "cafe,2030-09-16,3,3,0,2,1,0",
+        "series,date,attendance,first_timers,returning,proposed,discussed,rolled_over,"
+        "actions_opened,actions_closed",
+        "cafe,2030-09-16,3,3,0,2,1,0,0,0",
     ]
     text_out = cafebot(tmp_path, "insights", "--since", "2020-01-01").stdout
     assert "8 meetings, 20 check-ins" in text_out

@@ -16,7 +16,11 @@ site all show. README, "Community insights", defines every number; in short:
 - *agenda items*: proposed (new on a meeting's agenda, not carried in from an earlier
   one), discussed (closed with ``done``, reached in a live meeting, or given a note,
   decision or action) and rolled over (moved to a later meeting: by ``defer``, or
-  carried over at the end of a live meeting).
+  carried over at the end of a live meeting);
+- *actions*: opened at a meeting (recorded there, imported history included), and closed
+  after it (marked done or dropped from its start until the next meeting held; an
+  imported action the archive shows ticked is closed at the meeting it was recorded at);
+  *still open*: the actions opened in the period that are open now.
 
 Everything here is counts and organisations: :func:`lapsed` (names of regulars who
 have not come back) is for organisers' direct messages only.
@@ -25,17 +29,21 @@ have not come back) is for organisers' direct messages only.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from cafebot.core.config import SeriesSettings
+from cafebot.storage.actions import CLOSED
 from cafebot.storage.models import (
+    Action,
+    ActionStatus,
     AgendaItem,
     CheckIn,
     ItemNote,
@@ -80,6 +88,8 @@ class MeetingNumbers:
     proposed: int
     discussed: int
     rolled_over: int
+    actions_opened: int = 0
+    actions_closed: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,7 +132,7 @@ class Insights:
     retention: tuple[Retention, ...]
     cohorts: tuple[Cohort, ...]  # one per meeting with first-timers, oldest first
     organisations: tuple[Organisation, ...]  # most people first
-    extra: dict[str, int] = field(default_factory=dict)
+    actions_open: int = 0  # of the actions opened in the period, those open now
 
     @property
     def check_ins(self) -> int:
@@ -153,6 +163,9 @@ class Insights:
                 "proposed": self.total("proposed"),
                 "discussed": self.total("discussed"),
                 "rolled_over": self.total("rolled_over"),
+                "actions_opened": self.total("actions_opened"),
+                "actions_closed": self.total("actions_closed"),
+                "actions_open": self.actions_open,
             },
             "meetings": [
                 {
@@ -163,6 +176,8 @@ class Insights:
                     "proposed": m.proposed,
                     "discussed": m.discussed,
                     "rolled_over": m.rolled_over,
+                    "actions_opened": m.actions_opened,
+                    "actions_closed": m.actions_closed,
                 }
                 for m in self.meetings
             ],
@@ -194,12 +209,19 @@ class Insights:
 # ---------------------------------------------------------------- reading
 
 
-def held_meetings(session: Session, series_id: int, now: dt.datetime) -> list[tuple[int, dt.date]]:
+@dataclass(frozen=True)
+class Held:
+    id: int
+    date: dt.date
+    starts_at: dt.datetime
+
+
+def held_meetings(session: Session, series_id: int, now: dt.datetime) -> list[Held]:
     """(id, date) of the series' meetings held: not cancelled, and begun or ended (an
     imported meeting is published history, whatever its date), oldest first."""
     done = (MeetingState.LIVE, MeetingState.ENDED, MeetingState.PUBLISHED)
     rows = session.execute(
-        select(Meeting.id, Meeting.date)
+        select(Meeting.id, Meeting.date, Meeting.starts_at)
         .where(
             Meeting.series_id == series_id,
             Meeting.state != MeetingState.CANCELLED,
@@ -207,7 +229,7 @@ def held_meetings(session: Session, series_id: int, now: dt.datetime) -> list[tu
         )
         .order_by(Meeting.date, Meeting.starts_at)
     )
-    return [(mid, day) for mid, day in rows]
+    return [Held(mid, day, starts_at) for mid, day, starts_at in rows]
 
 
 def _attendance(session: Session, series_id: int) -> Iterable[tuple[int, int, str | None]]:
@@ -238,8 +260,8 @@ class _Seen:
     affiliations: dict[int, list[tuple[int, str]]]  # meeting id -> (person, affiliation)
 
     @classmethod
-    def read(cls, session: Session, series_id: int, held: Sequence[tuple[int, dt.date]]) -> _Seen:
-        date_of = dict(held)
+    def read(cls, session: Session, series_id: int, held: Sequence[Held]) -> _Seen:
+        date_of = {h.id: h.date for h in held}
         dates: dict[int, set[dt.date]] = defaultdict(set)
         present: dict[int, set[int]] = defaultdict(set)
         affiliations: dict[int, list[tuple[int, str]]] = defaultdict(list)
@@ -262,37 +284,42 @@ def compute(session: Session, series: SeriesSettings, period: Period, now: dt.da
     series_id = _series_id(session, series)
     held = held_meetings(session, series_id, now) if series_id is not None else []
     seen = _Seen.read(session, series_id, held) if series_id is not None else _Seen({}, {}, {})
-    in_period = [(mid, day) for mid, day in held if period.holds(day)]
-    agenda = _agenda(session, [mid for mid, _ in in_period])
+    in_period = [h for h in held if period.holds(h.date)]
+    ids = [h.id for h in in_period]
+    agenda = _agenda(session, ids)
+    actions = _actions(session, series_id, held, in_period) if series_id is not None else {}
     # Whether someone came back within some months is known once those months have
     # passed: by the clock, or (for history imported ahead of it) by the latest meeting.
-    today = max([now.date(), *(day for _, day in held[-1:])])
+    today = max([now.date(), *(h.date for h in held[-1:])])
 
     numbers = []
     people: set[int] = set()
     cohorts = []
-    for mid, day in in_period:
-        present = seen.present.get(mid, set())
+    for h in in_period:
+        present = seen.present.get(h.id, set())
         people |= present
-        first = {p for p in present if seen.first_date(p) == day}
-        proposed, discussed, rolled = agenda.get(mid, (0, 0, 0))
+        first = {p for p in present if seen.first_date(p) == h.date}
+        proposed, discussed, rolled = agenda.get(h.id, (0, 0, 0))
+        opened, closed = actions.get(h.id, (0, 0))
         numbers.append(
             MeetingNumbers(
-                day,
+                h.date,
                 len(present),
                 len(first),
                 len(present) - len(first),
                 proposed,
                 discussed,
                 rolled,
+                opened,
+                closed,
             )
         )
         if first:
             cohorts.append(
                 Cohort(
-                    day,
+                    h.date,
                     len(first),
-                    {m: _came_back(seen, first, day, m, today) for m in RETENTION_MONTHS},
+                    {m: _came_back(seen, first, h.date, m, today) for m in RETENTION_MONTHS},
                 )
             )
     retention = tuple(
@@ -304,6 +331,15 @@ def compute(session: Session, series: SeriesSettings, period: Period, now: dt.da
         )
         for months in RETENTION_MONTHS
     )
+    still_open = (
+        session.scalar(
+            select(func.count(Action.id)).where(
+                Action.meeting_id.in_(ids), Action.status == ActionStatus.OPEN
+            )
+        )
+        if ids
+        else 0
+    )
     return Insights(
         series_key=series.key,
         series_name=series.name,
@@ -312,8 +348,40 @@ def compute(session: Session, series: SeriesSettings, period: Period, now: dt.da
         people=len(people),
         retention=retention,
         cohorts=tuple(cohorts),
-        organisations=_organisations(seen, [mid for mid, _ in in_period]),
+        organisations=_organisations(seen, ids),
+        actions_open=int(still_open or 0),
     )
+
+
+def _actions(
+    session: Session, series_id: int, held: Sequence[Held], in_period: Sequence[Held]
+) -> dict[int, tuple[int, int]]:
+    """Per meeting: actions opened there, and closed from its start to the next meeting's."""
+    if not in_period:
+        return {}
+    wanted = {h.id for h in in_period}
+    following = {a.id: b.starts_at for a, b in itertools.pairwise(held)}
+    counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    closed_at: list[dt.datetime] = []  # when the series' actions were closed
+    rows = session.execute(
+        select(Action.meeting_id, Action.status, Action.status_at, Action.imported).where(
+            Action.series_id == series_id
+        )
+    )
+    windows = sorted((h.starts_at, following.get(h.id), h.id) for h in in_period)
+    for meeting_id, status, status_at, imported in rows:
+        if meeting_id in wanted:
+            counts[meeting_id][0] += 1
+            if imported and status == ActionStatus.DONE:
+                counts[meeting_id][1] += 1
+        if not imported and status in CLOSED and status_at is not None:
+            closed_at.append(status_at)
+    for at in closed_at:
+        for start, end, mid in windows:
+            if start <= at and (end is None or at < end):
+                counts[mid][1] += 1
+                break
+    return {mid: (c[0], c[1]) for mid, c in counts.items()}
 
 
 def _came_back(

@@ -88,6 +88,11 @@ def summary(insights: Insights) -> list[str]:
         f"- **Agenda**: {counted(insights.total('proposed'), 'item')} proposed, "
         f"{insights.total('discussed')} discussed, {insights.total('rolled_over')} rolled over"
     )
+    lines.append(
+        f"- **Actions**: {insights.total('actions_opened')} opened, "
+        f"{insights.total('actions_closed')} closed ({insights.actions_open} of those opened "
+        "still open)"
+    )
     return lines
 
 
@@ -98,11 +103,16 @@ def text(insights: Insights) -> str:
     """``cafebot insights --format text``: the summary, then a table of the meetings."""
     out = [line.replace("**", "") for line in summary(insights)]
     if insights.meetings:
-        out += ["", "date        people  first  returning  proposed  discussed  rolled over"]
+        out += [
+            "",
+            "date        people  first  returning  proposed  discussed  rolled over"
+            "  actions opened  closed",
+        ]
         for m in insights.meetings:
             out.append(
                 f"{m.date.isoformat()}  {m.attendance:>6}  {m.first_timers:>5}  "
                 f"{m.returning:>9}  {m.proposed:>8}  {m.discussed:>9}  {m.rolled_over:>11}"
+                f"  {m.actions_opened:>14}  {m.actions_closed:>6}"
             )
     if insights.organisations:
         out += ["", "organisation (people, check-ins)"]
@@ -118,6 +128,8 @@ MEETING_COLUMNS = (
     "proposed",
     "discussed",
     "rolled_over",
+    "actions_opened",
+    "actions_closed",
 )
 
 
