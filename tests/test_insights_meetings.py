@@ -94,6 +94,7 @@ def test_agenda_and_actions_of_meetings_run_live(h: Harness) -> None:
     assert [(o.name, o.people, o.check_ins) for o in found.organisations] == [("Engines", 2, 3)]
     three, six = found.retention  # nobody's three months have passed yet
     assert (three.returned, three.counted, three.to_tell) == (0, 0, 3)
+    assert (six.returned, six.counted, six.to_tell) == (0, 0, 3)
 
 
 def test_the_chat_summary_counts_actions(h: Harness) -> None:
