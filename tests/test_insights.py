@@ -32,6 +32,7 @@ import pytest
 
 from cafebot.insights import numbers
 from cafebot.insights.commands import parse_period
+from cafebot.insights.lapsed import lapsed
 from cafebot.insights.numbers import Period
 from cafebot.notes.archive import import_archive, parse_archive
 from tests.harness import JUNE_1, OLGA, Harness
@@ -217,8 +218,8 @@ def test_a_shorter_period_counts_first_timers_over_all_history(h: Harness) -> No
 def test_lapsed_regulars(h: Harness) -> None:
     with h.app.unit_of_work() as session:
         series = h.settings.series[0]
-        gone = numbers.lapsed(session, series, JUNE_1)
-        later = numbers.lapsed(session, series, JUNE_1, months=6)
+        gone = lapsed(session, series, JUNE_1)
+        later = lapsed(session, series, JUNE_1, months=6)
     # Bob came three times, last on 16 December: more than 3 months ago. Eve, Cy and Dee
     # came fewer than three times: no regulars. Ada was there in May.
     assert [(x.name, x.github, x.meetings, x.last_seen.isoformat()) for x in gone] == [

@@ -19,7 +19,8 @@ from cafebot.commands.registry import Outcome, command
 from cafebot.core.chat import Chat, SendFailed
 from cafebot.core.services import Services
 from cafebot.insights import numbers, report
-from cafebot.insights.numbers import DEFAULT_LAPSED_MONTHS, Period
+from cafebot.insights.lapsed import DEFAULT_LAPSED_MONTHS, lapsed
+from cafebot.insights.numbers import Period
 
 log = logging.getLogger("cafebot.insights")
 
@@ -122,7 +123,7 @@ def _lapsed(ctx: Context, rest: str) -> Outcome:
                 f"“{rest.strip()[:40]}” is no number of months.", example="insights lapsed 6"
             )
         months = given
-    found = numbers.lapsed(ctx.session, ctx.series, ctx.now, months)
+    found = lapsed(ctx.session, ctx.series, ctx.now, months)
     text = report.lapsed_text(ctx.series.name, months, found)
     sender = ctx.message.sender_id
     # A one-to-one conversation with the bot (its participants: the sender and the bot).

@@ -22,8 +22,8 @@ site all show. README, "Community insights", defines every number; in short:
   imported action the archive shows ticked is closed at the meeting it was recorded at);
   *still open*: the actions opened in the period that are open now.
 
-Everything here is counts and organisations: :func:`lapsed` (names of regulars who
-have not come back) is for organisers' direct messages only.
+Everything here is counts and organisations: names of regulars who have not come back
+(:mod:`cafebot.insights.lapsed`) are for organisers' direct messages only.
 """
 
 from __future__ import annotations
@@ -50,14 +50,11 @@ from cafebot.storage.models import (
     ItemState,
     Meeting,
     MeetingState,
-    Person,
     Series,
 )
 
 RETENTION_MONTHS = (3, 6)
 DEFAULT_MONTHS = 12  # the default period: the last 12 months
-REGULAR_MEETINGS = 3  # someone checked in at this many meetings or more is a regular
-DEFAULT_LAPSED_MONTHS = 3
 
 
 @dataclass(frozen=True)
@@ -242,7 +239,7 @@ def _attendance(session: Session, series_id: int) -> Iterable[tuple[int, int, st
     return ((mid, pid, affiliation) for mid, pid, affiliation in rows)
 
 
-def _series_id(session: Session, series: SeriesSettings) -> int | None:
+def series_id_of(session: Session, series: SeriesSettings) -> int | None:
     return session.scalar(select(Series.id).where(Series.key == series.key))
 
 
@@ -281,7 +278,7 @@ class _Seen:
 
 def compute(session: Session, series: SeriesSettings, period: Period, now: dt.datetime) -> Insights:
     """The series' numbers over ``period``, as they stand at ``now``."""
-    series_id = _series_id(session, series)
+    series_id = series_id_of(session, series)
     held = held_meetings(session, series_id, now) if series_id is not None else []
     seen = _Seen.read(session, series_id, held) if series_id is not None else _Seen({}, {}, {})
     in_period = [h for h in held if period.holds(h.date)]
@@ -446,50 +443,6 @@ def _organisations(seen: _Seen, meeting_ids: list[int]) -> tuple[Organisation, .
     return tuple(found)
 
 
-# ---------------------------------------------------------------- lapsed regulars
-
-
-@dataclass(frozen=True)
-class Lapsed:
-    name: str
-    github: str | None
-    meetings: int
-    last_seen: dt.date
-
-
-def lapsed(
-    session: Session,
-    series: SeriesSettings,
-    now: dt.datetime,
-    months: int = DEFAULT_LAPSED_MONTHS,
-) -> list[Lapsed]:
-    """Regulars (checked in at :data:`REGULAR_MEETINGS` meetings or more) not checked in
-    during the last ``months`` months; the most recently seen first. For organisers only."""
-    series_id = _series_id(session, series)
-    if series_id is None:
-        return []
-    held = held_meetings(session, series_id, now)
-    seen = _Seen.read(session, series_id, held)
-    cutoff = now.date() - relativedelta(months=months)
-    gone = {p: d for p, d in seen.dates.items() if len(d) >= REGULAR_MEETINGS and d[-1] < cutoff}
-    if not gone:
-        return []
-    names = {
-        pid: (person_name, zulip_name, github)
-        for pid, person_name, zulip_name, github in session.execute(
-            select(Person.id, Person.name, Person.zulip_name, Person.github).where(
-                Person.id.in_(gone)
-            )
-        )
-    }
-    found = [
-        Lapsed(
-            names[p][0] or names[p][1] or (f"@{names[p][2]}" if names[p][2] else f"#{p}"),
-            names[p][2],
-            len(d),
-            d[-1],
-        )
-        for p, d in gone.items()
-    ]
-    found.sort(key=lambda x: (-x.last_seen.toordinal(), x.name.casefold()))
-    return found
+def seen_at(session: Session, series_id: int, held: Sequence[Held]) -> dict[int, list[dt.date]]:
+    """Per person: the dates of the held meetings they checked in at, oldest first."""
+    return _Seen.read(session, series_id, held).dates

@@ -12,7 +12,8 @@ import re
 from collections.abc import Sequence
 
 from cafebot.core.text import counted, fragment
-from cafebot.insights.numbers import Insights, Lapsed, Period, Retention
+from cafebot.insights.lapsed import REGULAR_MEETINGS, Lapsed
+from cafebot.insights.numbers import Insights, Period, Retention
 
 TOP_ORGANISATIONS = 5  # named in the chat summary
 _MONTHS_RE = re.compile(
@@ -150,8 +151,8 @@ def lapsed_text(series_name: str, months: int, found: Sequence[Lapsed], limit: i
     """The regulars who have not come back, for an organiser's direct message."""
     head = (
         f"**{fragment(series_name)}: regulars not seen in the last "
-        f"{counted(months, 'month')}** (checked in at 3 meetings or more; this list is "
-        "for organisers only)"
+        f"{counted(months, 'month')}** (checked in at {REGULAR_MEETINGS} meetings or more; "
+        "this list is for organisers only)"
     )
     if not found:
         return head + "\nNobody: every regular has been back within that time."
