@@ -61,13 +61,6 @@ def cmd_insights(args: argparse.Namespace) -> int:
         today = now.date()
         if args.since is None:
             period = numbers.Period.last_months(today)
-        elif args.since > today:
-            print(
-                f"cafebot insights: --since {args.since.isoformat()} is still to come; "
-                "give a day in the past, e.g. --since 2030-05-01",
-                file=sys.stderr,
-            )
-            return 2
         else:
             period = numbers.Period(args.since, None, f"since {args.since.isoformat()}")
         with app.unit_of_work() as session:
