@@ -163,7 +163,7 @@ def compose() -> dict[str, Any]:
 
 def test_compose_has_the_bot_and_postgres(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"bot", "postgres"}
+    assert set(services) == {"bot", "postgres", "web"}
     postgres = services["postgres"]
     assert postgres["image"].startswith("postgres:")
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
@@ -199,6 +199,19 @@ def test_compose_bot_mounts_config_and_state(compose: dict[str, Any]) -> None:
     state = targets[STATE_DIR].split(":")[0]
     assert state in compose["volumes"]
     assert bot["healthcheck"]["test"] == ["CMD", "cafebot", "health"]
+
+
+def test_compose_serves_the_site_on_the_loopback_address_only(compose: dict[str, Any]) -> None:
+    web = compose["services"]["web"]
+    assert web["image"] == compose["services"]["bot"]["image"]
+    assert web["command"][:2] == ["cafebot", "web"]
+    assert web["ports"] == ["127.0.0.1:8080:8080"]  # the reverse proxy is in front
+    assert web["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "CAFEBOT_ZULIP_KEY" not in web["environment"]  # the site needs no Zulip key
+    assert "/healthz" in " ".join(web["healthcheck"]["test"])
+    proxy = (DEPLOY / "nginx.conf").read_text()
+    assert "proxy_pass http://cafebot_site;" in proxy and "server 127.0.0.1:8080;" in proxy
+    assert "X-Forwarded-Proto" in proxy
 
 
 # ------------------------------------------------------------------ systemd

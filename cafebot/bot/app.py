@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
@@ -75,6 +76,9 @@ class App:
     # Called after a command, an edit or a delete took effect (held reminders follow the
     # agenda); each must be quick: it runs on the thread that handles commands.
     change_listeners: list[Callable[[], None]] = field(default_factory=list)
+    # Each writes the static site into a folder (the command line installs the site's
+    # builder: publishing rebuilds it into [web] site_dir of the archive repository).
+    site_builders: list[Callable[[Path], None]] = field(default_factory=list)
 
     def entries_changed(self) -> None:
         for listener in list(self.change_listeners):

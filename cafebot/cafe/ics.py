@@ -23,15 +23,20 @@ HISTORY = dt.timedelta(days=90)
 YEARS_OF_TIMEZONE = 15
 
 
-def series_event(session: Session, series: SeriesSettings, now: dt.datetime) -> Event | None:
-    """The series as one recurring VEVENT (None if its schedule has no meeting left)."""
+def series_event(
+    session: Session, series: SeriesSettings, now: dt.datetime, stamp: dt.datetime | None = None
+) -> Event | None:
+    """The series as one recurring VEVENT (None if its schedule has no meeting left).
+
+    ``stamp``: its DTSTAMP (default ``now``), the time its information last changed.
+    """
     row = meetings.series_row(session, series)
     first = next(meetings.occurrences(series, now - HISTORY), None)
     tz = series.tz
     event = Event()
     event.add("uid", f"{series.key}@cafebot")
     event.add("summary", series.name)
-    event.add("dtstamp", now.astimezone(dt.UTC))
+    event.add("dtstamp", (stamp or now).astimezone(dt.UTC))
     event.add("duration", series.duration)
     if series.link:
         event.add("url", series.link)
@@ -63,7 +68,12 @@ def series_event(session: Session, series: SeriesSettings, now: dt.datetime) -> 
     return event
 
 
-def feed(session: Session, series: list[SeriesSettings], now: dt.datetime) -> bytes:
+def feed(
+    session: Session,
+    series: list[SeriesSettings],
+    now: dt.datetime,
+    stamp: dt.datetime | None = None,
+) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -71,7 +81,7 @@ def feed(session: Session, series: list[SeriesSettings], now: dt.datetime) -> by
     if len(series) == 1:
         calendar.add("x-wr-calname", series[0].name)
     for s in series:
-        event = series_event(session, s, now)
+        event = series_event(session, s, now, stamp)
         if event is not None:
             calendar.add_component(event)
     first = (now - HISTORY).date()

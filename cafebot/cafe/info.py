@@ -39,6 +39,8 @@ def next_meeting(ctx: Context) -> Outcome:
         lines.append(total_line(ctx, meeting))
     else:
         lines.append("The agenda is empty so far: `agenda 10m Your topic` adds an item.")
+    if ctx.series.calendar_url:
+        lines.append(f"Calendar (subscribe in your calendar app): {ctx.series.calendar_url}")
     return Outcome(reply="\n".join(lines))
 
 

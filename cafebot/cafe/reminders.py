@@ -97,6 +97,8 @@ def reminder_text(
     if still_open:
         lines.append(still_open)
     lines.append("Add a topic: `agenda 10m Your topic` (check in with `checkin`).")
+    if series.calendar_url:
+        lines.append(f"Calendar (subscribe in your calendar app): {series.calendar_url}")
     return "\n".join(lines)
 
 

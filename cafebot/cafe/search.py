@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, literal, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from cafebot.cafe.context import Context
 from cafebot.commands.converters import format_estimate
@@ -31,6 +31,7 @@ from cafebot.storage.models import (
     Introduction,
     ItemNote,
     Meeting,
+    MeetingState,
     Person,
     ShoutOut,
     name_at,
@@ -90,15 +91,16 @@ def _snippet(text: str, words: Sequence[str]) -> str:
     return fragment(("…" if start else "") + piece + ("…" if start + SNIPPET < len(flat) else ""))
 
 
-def _in_series(query: Select[Any, Any], ctx: Context) -> Select[Any, Any]:
-    return query.where(Meeting.series_id == ctx.series_row.id).order_by(Meeting.date.desc())
+def _in_series(query: Select[Any, Any], series_id: int, published_only: bool) -> Select[Any, Any]:
+    query = query.where(Meeting.series_id == series_id)
+    if published_only:
+        query = query.where(Meeting.state == MeetingState.PUBLISHED)
+    return query.order_by(Meeting.date.desc())
 
 
-def find(ctx: Context, words: Sequence[str], limit: int) -> tuple[list[Hit], int]:
-    """The newest ``limit`` hits, and how many there are in all."""
-    session = ctx.session
-    hits: list[Hit] = []
-    total = 0
+def _queries(words: Sequence[str]) -> list[tuple[Select[Any, Any], ColumnElement[bool]]]:
+    """For each kind of entry: the query of it with its meeting's date, and the condition
+    that it holds every word."""
     queries: list[tuple[Select[Any, Any], ColumnElement[bool]]] = []
 
     checkin = _matches(_joined(CheckIn.name, CheckIn.github, CheckIn.affiliation), words)
@@ -154,8 +156,60 @@ def find(ctx: Context, words: Sequence[str], limit: int) -> tuple[list[Hit], int
         )
     )
 
-    for query, condition in queries:
-        query = _in_series(query.where(condition), ctx)
+    return queries
+
+
+def entries(session: Session, series_id: int) -> Iterator[tuple[Hit, str]]:
+    """Every entry of the published meetings that search looks in, with the text it reads
+    there (letter case as written): the site's prebuilt search index."""
+    for query, condition in _queries([""]):
+        query = _in_series(query.where(condition), series_id, True)
+        for row, date in session.execute(query):
+            yield _hit(row, date, [""]), _haystack(row)
+
+
+def _haystack(row: object) -> str:
+    """The text the queries match in ``row`` (the same fields, in one string)."""
+    fields: list[str | None]
+    if isinstance(row, CheckIn):
+        fields = [row.name, row.github, row.affiliation]
+    elif isinstance(row, Introduction):
+        who = row.person
+        fields = [row.text, who.name, who.zulip_name, who.github] if who else [row.text]
+    elif isinstance(row, ShoutOut):
+        fields = [row.project, row.text, row.author.name if row.author else None]
+    elif isinstance(row, AgendaItem):
+        fields = [row.topic, row.proposer.name if row.proposer else None]
+    elif isinstance(row, ItemNote):
+        fields = [row.text]
+    else:
+        assert isinstance(row, ArchiveBlock)  # noqa: S101 - the queries select nothing else
+        fields = [row.text]
+    return " ".join(f for f in fields if f)
+
+
+def find(ctx: Context, words: Sequence[str], limit: int) -> tuple[list[Hit], int]:
+    """The newest ``limit`` hits, and how many there are in all."""
+    return find_in(ctx.session, ctx.series_row.id, words, limit)
+
+
+def find_in(
+    session: Session,
+    series_id: int,
+    words: Sequence[str],
+    limit: int,
+    *,
+    published_only: bool = False,
+) -> tuple[list[Hit], int]:
+    """The newest ``limit`` hits in the series, and how many there are in all.
+
+    ``published_only``: only in meetings whose notes are published (imported ones
+    included), as the site shows them.
+    """
+    hits: list[Hit] = []
+    total = 0
+    for query, condition in _queries(words):
+        query = _in_series(query.where(condition), series_id, published_only)
         count_query = select(func.count()).select_from(query.order_by(None).subquery())
         total += int(session.scalar(count_query) or 0)
         for row, date in session.execute(query.limit(limit)):

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cafebot.cli import archive, database, insights, meetings, operations, running
+from cafebot.cli import archive, database, insights, meetings, operations, running, web
 from cafebot.cli.common import common_options
 
 Handler = Callable[[argparse.Namespace], int]
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series", help="only this series (its name in the config)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     p.set_defaults(func=meetings.cmd_ics)
+
+    web.add_parsers(sub, common)
 
     p_db = sub.add_parser("db", help="manage the database schema")
     db_sub = p_db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

@@ -164,6 +164,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
             print(f"cafebot publish: {exc}", file=sys.stderr)
             chat = _NoZulip(str(exc))
     app = App.create(settings)
+    from cafebot.web.build import rebuild_on_publish
+
+    rebuild_on_publish(app)  # with [web] site_dir, publishing rebuilds the static site
     try:
         with app.unit_of_work() as session:
             row = meetings.series_row(session, series)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from cafebot.cli.common import settings_of
 
 if TYPE_CHECKING:
+    from cafebot.bot.app import App
     from cafebot.core.chat import Chat
 
 
@@ -29,6 +30,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"cafebot run: {settings.zulip.missing_text(settings.source)}", file=sys.stderr)
         return 2
     app = App.create(settings)  # brings the database to the latest revision
+    from cafebot.web.build import rebuild_on_publish
+
+    rebuild_on_publish(app)  # with [web] site_dir, publishing rebuilds the static site
     try:
         # SQLite: one bot per database. PostgreSQL: several may run (a rolling restart);
         # all handle commands, and only the leader runs the scheduler.
@@ -38,6 +42,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"cafebot run: {exc}", file=sys.stderr)
         return 1
     heartbeat = Heartbeat(heartbeat_path(settings))
+    stop_site = _serve_site(app, lambda: leadership.is_leader)
+    if stop_site is None:
+        leadership.release()
+        app.close()
+        return 1
 
     def on_ready(chat: Chat) -> Callable[[], None]:
         """Once the bot is live: the scheduler (reminders, ends, publishing), on the leader."""
@@ -59,9 +68,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return run(app, on_ready=on_ready, heartbeat=lambda: heartbeat.beat("events"))
     finally:
+        stop_site()
         leadership.release()
         heartbeat.forget("events")
         app.close()
+
+
+def _serve_site(app: App, leads: Callable[[], bool]) -> Callable[[], None] | None:
+    """The site beside the bot when ``[web] listen`` is set: the function that stops it
+    (one that does nothing without the setting); None (said why) if it cannot listen."""
+    listen = app.settings.web.listen
+    if listen is None:
+        return lambda: None
+    from cafebot.web.server import Background
+
+    host, port = listen
+    try:
+        site = Background(app, host, port, leads)
+    except OSError as exc:
+        print(
+            f"cafebot run: [web] listen = {host}:{port}: cannot listen there "
+            f"({exc.strerror or exc})",
+            file=sys.stderr,
+        )
+        return None
+    return site.stop
 
 
 def cmd_shell(args: argparse.Namespace) -> int:

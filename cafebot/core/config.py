@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -142,6 +142,13 @@ class SeriesSettings:
     git_remote: str | None = None
     git_branch: str = "main"
     prompts: tuple[tuple[str, str], ...] = tuple(DEFAULT_PROMPTS.items())
+    # The series' front page on the site ([web] base_url + key + "/"), if the site is public.
+    site_url: str | None = None
+
+    @property
+    def calendar_url(self) -> str | None:
+        """The calendar feed people subscribe to (reminders and `next` link it)."""
+        return f"{self.site_url}calendar.ics" if self.site_url else None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -162,6 +169,31 @@ class SeriesSettings:
         return self.topic.format(name=self.name, date=date.isoformat())
 
 
+DEFAULT_WEB_LISTEN = ("127.0.0.1", 8080)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """``[web]``: the site (``cafebot web``; ``cafebot run`` serves it when ``listen`` is set)."""
+
+    listen: tuple[str, int] | None = None  # host and port; None: `cafebot run` serves no site
+    # The site's public address (https://cafe.example.org/), for the links in chat.
+    base_url: str | None = None
+    # With git_remote set, publishing rebuilds the static site into this folder of the
+    # archive repository (relative to archive_dir); None: it does not.
+    site_dir: str | None = None
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``127.0.0.1:8080``, ``[::1]:8080`` or ``:8080`` (127.0.0.1) as host and port."""
+    raw = text.strip()
+    host, sep, port = raw.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"'{raw}' is not a host and port")
+    host = host.strip("[]") or DEFAULT_WEB_LISTEN[0]
+    return host, int(port)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DB_URL
@@ -173,6 +205,7 @@ class Settings:
     # [health]: the heartbeat file (None: see cafebot.ops.health.heartbeat_path) and its max age.
     heartbeat_file: Path | None = None
     health_max_age: dt.timedelta = dt.timedelta(minutes=3)
+    web: WebSettings = WebSettings()
     # Problems worth a log line that do not stop cafebot (a config file others can read).
     warnings: tuple[str, ...] = ()
 
@@ -299,6 +332,7 @@ _KNOWN_KEYS = {
     "database": {"url"},
     "logging": {"level", "format"},
     "health": {"heartbeat_file", "max_age"},
+    "web": {"listen", "base_url", "site_dir"},
 }
 _SERIES_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -381,7 +415,7 @@ class _Loader:
             if section not in _KNOWN_KEYS:
                 raise self.error(
                     f"unknown section [{section}]",
-                    example="[zulip], [database], [logging], [health] or [series:cafe]",
+                    example="[zulip], [database], [logging], [health], [web] or [series:cafe]",
                 )
             for key in self.parser[section]:
                 if key not in _KNOWN_KEYS[section]:
@@ -425,6 +459,9 @@ class _Loader:
         fmt = (self.get("logging", "format") or "plain").lower()
         if fmt not in {"plain", "json"}:
             raise self.error("unknown log format", "logging", "format", "format = json (or plain)")
+        web = self.web()
+        if web.base_url:
+            series = tuple(replace(s, site_url=f"{web.base_url}{s.key}/") for s in series)
         return Settings(
             database_url=url or DEFAULT_DB_URL,
             zulip=self.zulip(),
@@ -434,8 +471,34 @@ class _Loader:
             source=self.path,
             heartbeat_file=heartbeat_file,
             health_max_age=max_age,
+            web=web,
             warnings=self.permission_warnings(),
         )
+
+    def web(self) -> WebSettings:
+        listen = None
+        if raw := self.get("web", "listen"):
+            try:
+                listen = parse_listen(raw)
+            except ValueError as exc:
+                raise self.error(str(exc), "web", "listen", "listen = 127.0.0.1:8080") from exc
+        base_url = self.get("web", "base_url")
+        if base_url and not re.match(r"^https?://[^\s/]+(/\S*)?$", base_url):
+            raise self.error(
+                f"'{base_url}' is not a web address",
+                "web",
+                "base_url",
+                "base_url = https://cafe.example.org/",
+            )
+        site_dir = self.get("web", "site_dir")
+        if site_dir and (Path(site_dir).is_absolute() or ".." in Path(site_dir).parts):
+            raise self.error(
+                "must be a folder inside the archive repository",
+                "web",
+                "site_dir",
+                "site_dir = site",
+            )
+        return WebSettings(listen, base_url.rstrip("/") + "/" if base_url else None, site_dir)
 
     def permission_warnings(self) -> tuple[str, ...]:
         """A file holding a secret (the API key, a database password) that others can read."""

@@ -14,6 +14,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy.orm import Session
 
     from cafebot.core.clock import Clock
@@ -37,6 +39,12 @@ class Services(Protocol):
     @property
     def change_listeners(self) -> list[Callable[[], None]]:
         """Called after a command, an edit or a delete took effect (held reminders follow)."""
+        ...
+
+    @property
+    def site_builders(self) -> list[Callable[[Path], None]]:
+        """Each writes the static site into the folder given (publishing with ``[web]
+        site_dir`` and a ``git_remote`` calls them); none where nothing installed one."""
         ...
 
     def unit_of_work(self) -> AbstractContextManager[Session]:

@@ -488,7 +488,9 @@ class _MeetingBuilder:
                 prompt_allowed = False
                 continue
             prompt_allowed = False
-            if not self._entry(lines, span):
+            if self._entry(lines, span):
+                self.meeting.entry_lines.append((self.section, span[0]))
+            else:
                 self._keep(span)
 
     def _entry(self, lines: _Lines, span: list[int]) -> bool:

@@ -101,6 +101,9 @@ class ParsedMeeting:
     shoutouts: list[ParsedShoutout] = field(default_factory=list)
     items: list[ParsedItem] = field(default_factory=list)
     blocks: list[ParsedBlock] = field(default_factory=list)
+    # Where each entry stands: its section and the 0-based line of its bullet in the text
+    # read, in the order of the text (the site puts each entry's anchor there).
+    entry_lines: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def free_text_blocks(self) -> int:

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import re
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,16 +141,34 @@ def sync_clone(directory: Path, remote: str, branch: str) -> None:
         _git(directory, "checkout", "--quiet", "--orphan", branch)
 
 
-def git_publish(series: SeriesSettings, date: dt.date, section: str) -> str:
-    """Commit the meeting's notes to the archive clone and push; rebase and retry on a race."""
+def git_publish(
+    series: SeriesSettings,
+    date: dt.date,
+    section: str,
+    site: tuple[str, Sequence[Callable[[Path], None]]] | None = None,
+) -> str:
+    """Commit the meeting's notes to the archive clone and push; rebase and retry on a race.
+
+    ``site``: a folder of the clone and the builders that write the static site into it
+    (``[web] site_dir``); the site is rebuilt and committed with the notes.
+    """
     assert series.git_remote is not None  # noqa: S101 - only called with a remote
     directory = series.archive_dir
     for attempt in range(1, GIT_ATTEMPTS + 1):
         # Our change is made again on top of the remote's latest state: a rebase by rewrite.
         sync_clone(directory, series.git_remote, series.git_branch)
         path = write_archive(directory, series, date, section)
-        _git(directory, "add", path.name)
-        if not _git(directory, "status", "--porcelain", "--", path.name).strip():
+        paths = [path.name]
+        if site is not None:
+            folder, builders = site
+            for build in builders:
+                try:
+                    build(directory / folder)
+                except Exception as exc:  # the builder's own error, said plainly
+                    raise StepFailed(f"the site could not be built in {folder}: {exc}") from exc
+            paths.append(folder)
+        _git(directory, "add", "--all", "--", *paths)
+        if not _git(directory, "status", "--porcelain", "--", *paths).strip():
             return "already up to date"
         _git(
             directory,
@@ -294,7 +313,9 @@ def publish(
             elif step == "git":
                 if not series.git_remote:
                     continue
-                report.steps[step] = git_publish(series, date, archive_notes)
+                site_dir = app.settings.web.site_dir
+                site = (site_dir, app.site_builders) if site_dir and app.site_builders else None
+                report.steps[step] = git_publish(series, date, archive_notes, site)
         except (StepFailed, OSError, SendFailed) as exc:
             message = str(exc)  # an expected failure, said plainly
             log.warning("publishing step %s of %s failed: %s", step, date, message)
