@@ -21,6 +21,7 @@ not Eve: 4 of 5, 3 (Fay, Gus, Hal) to tell.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -35,7 +36,7 @@ from cafebot.insights.commands import parse_period
 from cafebot.insights.lapsed import lapsed
 from cafebot.insights.numbers import Period
 from cafebot.notes.archive import import_archive, parse_archive
-from tests.harness import JUNE_1, OLGA, Harness
+from tests.harness import CAFE, JUNE_1, OLGA, Harness
 
 ARCHIVE_2031 = """\
 # 2031 Collaboration Cafe Notes Archive
@@ -264,6 +265,19 @@ def test_insights_in_chat_posts_the_summary_and_the_chart(h: Harness) -> None:
     assert reply.splitlines()[-1].startswith("[attendance.png](https://server/user_uploads/")
     for name in ("Bob", "Eve", "Cy"):  # counts and organisations only: nobody by name
         assert name not in reply
+
+
+def test_the_summary_links_the_sites_page_when_the_site_is_public(db_url: str) -> None:
+    public = dataclasses.replace(CAFE, site_url="https://cafe.example.org/cafe/")
+    h = Harness(db_url, series=(public,))
+    try:
+        import_both(h)
+        (reply,) = h.send("insights 6 months").replies
+    finally:
+        h.close()
+    lines = reply.splitlines()
+    assert lines[-2] == "Charts and tables: https://cafe.example.org/cafe/insights/?period=6+months"
+    assert lines[-1].startswith("[attendance.png](")
 
 
 def test_insights_with_no_meetings_in_the_period_says_so(h: Harness) -> None:

@@ -100,14 +100,27 @@ def retention_chart(insights: Insights, fmt: Format) -> bytes:
             back = c.returned[months]
             shares.append(float("nan") if back is None else back / c.newcomers)
         offset = (n - (len(RETENTION_MONTHS) - 1) / 2) * width
-        axes.bar(
-            [i + offset for i in range(len(cohorts))],
+        where = [i + offset for i in range(len(cohorts))]
+        drawn = axes.bar(
+            where,
             shares,
             width=width,
             color=WITHIN.get(months, "#999999"),
             label=f"came again within {months} months",
         )
-    axes.set_ylim(0, 1)
+        # Each bar says its share; "?" stands where it is too soon to tell (no bar), so
+        # that a share of 0% (no bar either) reads apart from it.
+        axes.bar_label(
+            drawn,
+            labels=["" if s != s else f"{round(100 * s)}%" for s in shares],
+            fontsize=7,
+            padding=2,
+        )
+        for x, s in zip(where, shares, strict=True):
+            if s != s:  # NaN: not known yet
+                axes.text(x, 0.01, "?", ha="center", va="bottom", fontsize=8)
+    axes.set_ylim(0, 1.1)  # room above 100% for the bars' labels
+    axes.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_ylabel("of the first-timers")
     axes.set_title(f"{insights.series_name}: retention, {insights.period.label}", loc="left")

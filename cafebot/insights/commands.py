@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from urllib.parse import quote_plus
 
 from cafebot.cafe.context import Context
 from cafebot.commands.errors import PermissionDenied, UserError
@@ -83,6 +84,9 @@ def insights(ctx: Context, period: str | None) -> Outcome:
     chosen = parse_period(period, ctx.now.date())
     found = numbers.compute(ctx.session, ctx.series, chosen, ctx.now)
     lines = report.summary(found)
+    if ctx.series.site_url:  # the site is public ([web] base_url): its page has it all
+        query = f"?period={quote_plus(' '.join(period.split()))}" if period else ""
+        lines.append(f"Charts and tables: {ctx.series.site_url}insights/{query}")
     message = ctx.message
 
     def post(app: Services, chat: Chat) -> None:
