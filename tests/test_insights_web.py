@@ -155,3 +155,8 @@ def test_in_a_browser_one_bar_per_meeting(cafe: Harness, browser: Any, tmp_path:
         browser.find_element(By.LINK_TEXT, "All meetings").click()
         assert "period=all" in browser.current_url
         assert "Insights: all meetings" in browser.find_element(By.TAG_NAME, "h1").text
+
+
+def test_the_same_numbers_draw_the_same_chart(client: FlaskClient) -> None:
+    first = client.get("/cafe/insights/").data
+    assert client.get("/cafe/insights/").data == first  # no drawing time, no random ids

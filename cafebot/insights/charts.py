@@ -38,7 +38,9 @@ matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, rea
 
 def _render(figure: Figure, fmt: Format, title: str, description: str) -> bytes:
     out = io.BytesIO()
-    metadata = {"Title": title, "Description": description}
+    metadata: dict[str, str | None] = {"Title": title, "Description": description}
+    if fmt == "svg":
+        metadata["Date"] = None  # no time of drawing: the same numbers give the same file
     figure.savefig(out, format=fmt, metadata=metadata, bbox_inches="tight", dpi=110)
     return out.getvalue()
 
