@@ -28,14 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.archive import year_files  # noqa: E402
+from bench.archive import timed, year_files  # noqa: E402
 from cafebot.core.config import SeriesSettings  # noqa: E402
 from cafebot.insights import numbers  # noqa: E402
 from cafebot.notes.archive import write_year_file  # noqa: E402
@@ -58,12 +57,6 @@ def run(work: Path, *args: str) -> float:
     if done.returncode != 0:
         raise SystemExit(f"cafebot {' '.join(args)} failed: {done.stderr}")
     return elapsed
-
-
-def timed(func: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
 
 
 def main() -> int:

@@ -56,9 +56,14 @@ def list_items(source: str) -> Counter[str]:
     return found
 
 
-def shares(text: str) -> dict[str, tuple[int, int]]:
-    """(items, records) per known section, over every meeting of one file's text."""
-    totals = {kind: [0, 0] for kind, _ in SECTIONS}
+def _linked(name: str | None) -> bool:
+    return name is not None and "](" in name
+
+
+def shares(text: str) -> dict[str, tuple[int, int, int]]:
+    """(items, records, records named by a link's Markdown rather than the person's name)
+    per known section, over every meeting of one file's text."""
+    totals = {kind: [0, 0, 0] for kind, _ in SECTIONS}
     for meeting in parse_archive(text).meetings:
         items = list_items(meeting.source)
         prompts = Counter(
@@ -70,10 +75,15 @@ def shares(text: str) -> dict[str, tuple[int, int]]:
             SHOUTOUT: len(meeting.shoutouts),
             AGENDA: len(meeting.items),
         }
+        linked = {
+            CHECKIN: sum(_linked(c.name) for c in meeting.checkins),
+            INTRO: sum(_linked(i.name) for i in meeting.intros),
+        }
         for kind, _ in SECTIONS:
             totals[kind][0] += items[kind] - prompts[kind]
             totals[kind][1] += records[kind]
-    return {kind: (n, r) for kind, (n, r) in totals.items()}
+            totals[kind][2] += linked.get(kind, 0)
+    return {kind: (n, r, k) for kind, (n, r, k) in totals.items()}
 
 
 # ---------------------------------------------------------------- the drifted archive
@@ -140,16 +150,21 @@ def generated() -> list[str]:
 
 
 def table(label: str, texts: list[str]) -> list[str]:
-    totals = {kind: [0, 0] for kind, _ in SECTIONS}
+    totals = {kind: [0, 0, 0] for kind, _ in SECTIONS}
     for text in texts:
-        for kind, (n, r) in shares(text).items():
-            totals[kind][0] += n
-            totals[kind][1] += r
-    lines = [f"{label}", "", "| section | list items | records | share |", "|---|---|---|---|"]
+        for kind, counts in shares(text).items():
+            for i, value in enumerate(counts):
+                totals[kind][i] += value
+    lines = [
+        f"{label}",
+        "",
+        "| section | list items | records | share | of them named `[Name](…)`, not Name |",
+        "|---|---|---|---|---|",
+    ]
     for kind, name in SECTIONS:
-        n, r = totals[kind]
+        n, r, k = totals[kind]
         share = f"{100 * r / n:.1f}%" if n else "-"
-        lines.append(f"| {name} | {n} | {r} | {share} |")
+        lines.append(f"| {name} | {n} | {r} | {share} | {k if kind in (CHECKIN, INTRO) else '-'} |")
     return lines
 
 

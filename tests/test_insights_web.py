@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -160,3 +161,27 @@ def test_in_a_browser_one_bar_per_meeting(cafe: Harness, browser: Any, tmp_path:
 def test_the_same_numbers_draw_the_same_chart(client: FlaskClient) -> None:
     first = client.get("/cafe/insights/").data
     assert client.get("/cafe/insights/").data == first  # no drawing time, no random ids
+
+
+@pytest.mark.slow
+def test_the_page_has_no_serious_accessibility_violations(cafe: Harness, browser: Any) -> None:
+    from tests.test_web_browser import _axe_source
+
+    axe = _axe_source()  # skips, saying why, where axe-core is not installed
+    with serve(cafe.app) as url:
+        browser.get(url + "cafe/insights/")
+        browser.execute_script(axe)
+        browser.set_script_timeout(30)
+        result = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {resultTypes: ['violations']})"
+            ".then(r => done(JSON.stringify(r.violations)), e => done(JSON.stringify(String(e))));"
+        )
+    violations = json.loads(result)
+    assert isinstance(violations, list), violations
+    serious = [
+        (v["id"], v["impact"], [n["html"][:120] for n in v["nodes"]][:3])
+        for v in violations
+        if v.get("impact") in ("serious", "critical")
+    ]
+    assert serious == [], serious
