@@ -315,6 +315,7 @@ class FakeZulip(_Uploads):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._init_scheduled()
+        self._init_widgets()
         self._init_uploads()
 
     # ------------------------------------------------------------ running
@@ -569,6 +570,81 @@ class FakeZulip(_Uploads):
         with self.lock:
             del self.scheduled[scheduled_id]
 
+    # ------------------------------------------------------------ widgets and submessages
+    # (issue 14) A message whose content starts with /todo is a to-do widget:
+    # Zulip stores a "widget" submessage with its parsed data (zerver/lib/widget.py:
+    # the first line after "/todo" is the title, each further line a task, "task: desc"),
+    # shows it in the message's `submessages` (zulip.yaml, MessagesBase), sends a
+    # `submessage` event for each later one (a tick is {"type": "strike", "key":
+    # "<index>,canned"} for the message's own tasks: web/src/todo_widget.ts), and
+    # refuses to edit the message ("Widgets cannot be edited.",
+    # zerver/actions/message_edit.py).
+
+    def _init_widgets(self) -> None:
+        self.submessages: dict[int, list[dict[str, Any]]] = {}
+        self._submessage_ids = itertools.count(4700)
+
+    def _widget_submessage(self, message: StoredMessage) -> None:
+        tokens = re.split(r"\s+|\n+", message.content)
+        if not tokens or tokens[0] != "/todo":
+            return  # (a /poll's data has another shape; the bot posts none)
+        rest = message.content.replace(tokens[0], "", 1)
+        lines = rest.splitlines()
+        title = lines.pop(0).strip() if lines and lines[0] else ""
+        tasks = []
+        for line in lines:
+            task = re.sub(r"(\s*[-*]?\s*)", "", line.strip(), count=1)
+            if task:
+                name, _, desc = task.partition(": ")
+                tasks.append({"task": name.strip(), "desc": desc.strip()})
+        data = {
+            "widget_type": tokens[0][1:],
+            "extra_data": {"task_list_title": title, "tasks": tasks},
+        }
+        self._add_submessage(message, message.sender_id, "widget", json.dumps(data), push=False)
+
+    def _add_submessage(
+        self, message: StoredMessage, sender_id: int, msg_type: str, content: str, *, push: bool
+    ) -> int:
+        sub_id = next(self._submessage_ids)
+        self.submessages.setdefault(message.id, []).append(
+            {
+                "msg_type": msg_type,
+                "content": content,
+                "message_id": message.id,
+                "sender_id": sender_id,
+                "id": sub_id,
+            }
+        )
+        for queue in list(self.queues.values()) if push else []:
+            if queue.user_id in message.receivers and self._wants(queue, "submessage"):
+                self._push(
+                    queue,
+                    {
+                        "type": "submessage",
+                        "msg_type": msg_type,
+                        "message_id": message.id,
+                        "submessage_id": sub_id,
+                        "sender_id": sender_id,
+                        "content": content,
+                    },
+                )
+        self.lock.notify_all()
+        return sub_id
+
+    def submessages_of(self, message_id: int) -> list[dict[str, Any]]:
+        return [dict(sub) for sub in self.submessages.get(message_id, [])]
+
+    def is_widget(self, message_id: int) -> bool:
+        return any(s["msg_type"] == "widget" for s in self.submessages.get(message_id, []))
+
+    def strike(self, user: User, message_id: int, key: str) -> int:
+        """``user`` ticks (or unticks) a to-do widget's task, as Zulip's web app does."""
+        with self.lock:
+            message = self.messages[message_id]
+            content = json.dumps({"type": "strike", "key": key}, separators=(",", ":"))
+            return self._add_submessage(message, user.id, "widget", content, push=True)
+
     # ------------------------------------------------------------ internals (hold the lock)
 
     def _receivers(self, stream: str | None, recipients: set[int] | None) -> frozenset[int]:
@@ -603,6 +679,7 @@ class FakeZulip(_Uploads):
             receivers=receivers,
         )
         self.messages[message.id] = message
+        self._widget_submessage(message)
         for queue in list(self.queues.values()):
             if queue.user_id in receivers and self._wants(queue, "message"):
                 self._push(
@@ -812,7 +889,7 @@ class FakeZulip(_Uploads):
                 }
                 for user_id, emoji in message.reactions
             ],
-            "submessages": [],
+            "submessages": self.submessages_of(message.id),
             "topic_links": [],
         }
         if message.last_edit_timestamp is not None:
@@ -1632,6 +1709,8 @@ class _Api:
                 if message.sender_id != self.user.id:
                     raise _ApiError(400, "You don't have permission to edit this message")
                 if "content" in self.params:
+                    if fake.is_widget(message.id):
+                        raise _ApiError(400, "Widgets cannot be edited.")
                     if time.time() - message.timestamp > fake.edit_limit:
                         # zulip.yaml, PATCH /messages/{message_id}, 400: this very text
                         raise _ApiError(400, "The time limit for editing this message has past")

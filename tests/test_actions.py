@@ -7,13 +7,17 @@ Zulip server are in test_actions_run.py).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from cafebot.storage.models import Action, ActionStatus, ItemNote, Meeting, Person
 from cafebot.core.chat import Message
-from tests.harness import ADA, BOB, OLGA, Harness, RecordingChat
+from cafebot.storage.backup import read_backup, restore, write_backup
+from cafebot.storage.db import make_engine
+from cafebot.storage.models import Action, ActionStatus, ItemNote, Meeting, Person
+from tests.harness import ADA, BOB, OLGA, Harness, RecordingChat, sqlite_url
 
 JUNE_17 = dt.datetime(2031, 6, 17, 14, 0, tzinfo=dt.UTC)  # 16:00 in Berlin
 JULY_15 = dt.datetime(2031, 7, 15, 14, 0, tzinfo=dt.UTC)
@@ -167,3 +171,80 @@ def test_actions_in_a_dm_and_bad_filters(bot: Harness) -> None:
     assert "close <action>" in bot.dm("help close").text
     overview = bot.dm("help").text
     assert "**Actions**" in overview and "`close <action>`" in overview
+
+
+def test_the_notes_of_the_meeting_that_reviewed_them_get_a_section(db_url: str) -> None:
+    bot = Harness(db_url, notes_flavour="archive")
+    try:
+        bot.send("agenda 10m Release plans")
+        bot.send(f"action A1 {BOB_MENTION} write the release notes")
+        bot.send("action A1 Book the room by 2031-07-01")
+        bot.send("action A1 Old news")
+        bot.clock.set(JUNE_17 + dt.timedelta(days=1))
+        assert bot.send("close T3").acked  # closed before the July meeting...
+        bot.clock.set(JUNE_17 + dt.timedelta(days=20))
+        july = bot.send("notes 2031-07-15").text
+        assert "Action items" not in july  # not reviewed yet: no section
+        bot.clock.set(JULY_15 - dt.timedelta(minutes=5))
+        bot.send("start", OLGA)
+        bot.send("close T2")  # ... and during it
+        bot.send("end", OLGA)
+        notes = bot.send("notes 2031-07-15").text
+        assert (
+            "### Action items :white_check_mark:\n\n"
+            "_Actions from earlier meetings: done since last time, and still open._\n\n"
+            "- **Done** - [name=Ada Lovelace] Book the room (T2, from 2031-06-17, due by "
+            "2031-07-01)\n"
+            "- **Done** - [name=Ada Lovelace] Old news (T3, from 2031-06-17)\n"
+            "- **Open** - [name=Bob Builder] write the release notes (T1, from 2031-06-17)\n"
+        ) in notes
+        bot.clock.set(JULY_15 + dt.timedelta(days=2))
+        bot.send("close T1", BOB)  # after the meeting: its notes still show it open
+        assert (
+            "- **Open** - [name=Bob Builder] write the release notes"
+            in bot.send("notes 2031-07-15").text
+        )
+        june = bot.send("notes 2031-06-17").text
+        assert "Action items" not in june  # nothing from before June
+    finally:
+        bot.close()
+
+
+def test_search_finds_actions_by_text_and_owner(bot: Harness) -> None:
+    bot.send("agenda 10m Release plans")
+    bot.send(f"action A1 {BOB_MENTION} write the release notes")
+    bot.send("close T1", BOB)
+    found = bot.send("search Bob release").text
+    assert "**1 found**" in found
+    assert (
+        "- **2031-06-17/A1** action T1 (done, Bob Builder): write the release notes "
+        "(on “Release plans”)"
+    ) in found
+
+
+def test_backup_and_restore_keep_actions(bot: Harness, tmp_path: Path) -> None:
+    bot.send("agenda 10m Release plans")
+    bot.send(f"action A1 {BOB_MENTION} write the release notes by 2031-07-01")
+    bot.send("close T1", BOB)
+    dump = tmp_path / "backup.json"
+    write_backup(bot.app.engine, dump)
+    tables = json.loads(dump.read_text())["tables"]
+    assert tables["action"]["rows"] and tables["item_note"]["rows"]
+    (tmp_path / "restored").mkdir()
+    url = sqlite_url(tmp_path / "restored")
+    engine = make_engine(url)
+    restore(engine, read_backup(dump))
+    engine.dispose()
+    restored = Harness(url)
+    restored.next_id = 5000  # past the messages the backup holds as handled
+    try:
+        (action,) = restored.rows(Action)
+        assert (action.label, action.status, action.due_on) == (
+            "T1",
+            ActionStatus.DONE,
+            dt.date(2031, 7, 1),
+        )
+        assert restored.send("action A1 Book the room").acked
+        assert [a.number for a in restored.rows(Action)] == [1, 2]
+    finally:
+        restored.close()

@@ -768,3 +768,63 @@ def test_every_recording_is_held_to() -> None:
     every = {e["name"] for e in zulipspec.exchanges() if "scheduled" not in e["name"]}
     assert len(every) == 19
     assert sorted(every - used) == []
+
+
+# ---------------------------------------------------------------- to-do widgets (issue 14)
+# A /todo message is a widget: its `submessages` hold the parsed list, a tick is a
+# `submessage` event, and the message cannot be edited (see the fake's section).
+
+TODO = "/todo Actions\nWrite notes: by Friday\nShip 5.0"  # recorded.json, "todo widget message"
+
+
+def test_a_todo_widget_message_and_its_submessages(org: Org, bot: Client) -> None:
+    exchange = zulipspec.recorded("todo widget message")
+    answer = bot.checked("POST", "messages", **{**exchange["request"]["params"], "to": org.stream})
+    zulipspec.assert_shape(answer.body, exchange, answer.status)
+    message_id = answer.body["id"]
+    got = bot.checked("GET", f"messages/{message_id}", apply_markdown="false").body["message"]
+    (widget,) = got["submessages"]  # each validated against MessagesBase.submessages
+    assert widget["msg_type"] == "widget" and widget["message_id"] == message_id
+    assert widget["sender_id"] == org.bot.id
+    assert json.loads(widget["content"]) == {
+        "widget_type": "todo",
+        "extra_data": {
+            "task_list_title": "Actions",
+            "tasks": [
+                {"task": "Write notes", "desc": "by Friday"},
+                {"task": "Ship 5.0", "desc": ""},
+            ],
+        },
+    }
+    plain = org.fake.post(org.bot, org.stream, "t", "not /todo at the start")
+    assert org.fake.submessages_of(plain) == []
+
+
+def test_a_tick_is_a_submessage_event(
+    org: Org, bot: Client, register: Callable[..., str], bot_params: dict[str, str]
+) -> None:
+    assert "submessage" in json.loads(bot_params["event_types"])  # the bot asks for them
+    message_id = org.fake.post(org.bot, org.stream, "t", TODO)
+    queue = register()
+    sub_id = org.fake.strike(org.ada, message_id, "1,canned")
+    (event,) = poll(bot, queue).body["events"]  # validated against the submessage event
+    assert {k: v for k, v in event.items() if k != "id"} == {
+        "type": "submessage",
+        "msg_type": "widget",
+        "message_id": message_id,
+        "submessage_id": sub_id,
+        "sender_id": org.ada.id,
+        "content": '{"type":"strike","key":"1,canned"}',
+    }
+    got = bot.checked("GET", f"messages/{message_id}").body["message"]
+    assert [s["id"] for s in got["submessages"]][1:] == [sub_id]
+    only_messages = register(event_types=["message"])
+    org.fake.strike(org.ada, message_id, "1,canned")
+    assert poll(bot, only_messages).body["events"] == []
+
+
+def test_a_widget_message_cannot_be_edited(org: Org, bot: Client) -> None:
+    message_id = org.fake.post(org.bot, org.stream, "t", TODO)
+    answer = bot.checked("PATCH", f"messages/{message_id}", content="/todo Other")
+    assert answer.status == 400 and answer.body["msg"] == "Widgets cannot be edited."
+    assert org.fake.messages[message_id].content == TODO

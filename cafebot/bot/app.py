@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
-from cafebot.cafe import edits, meetings, people
+from cafebot.cafe import edits, meetings, people, todo
 from cafebot.cafe.context import Context
 from cafebot.commands.converters import consume_series
 from cafebot.commands.errors import PermissionDenied, UserError
@@ -143,6 +143,11 @@ def split_command(text: str) -> tuple[str, str, list[str]]:
     while more and not more[-1].strip():
         more.pop()
     return word.strip(), rest.strip(), more
+
+
+# A tick can come before the bot has recorded the id of the to-do list it just posted.
+SUBMESSAGE_TRIES = 20
+SUBMESSAGE_WAIT = 0.1  # seconds
 
 
 class Bot:
@@ -285,6 +290,29 @@ class Bot:
                 self._mark_followed(session, message)
         except Exception:
             log.exception("could not record the edit of message %s as followed", message.id)
+
+    def handle_submessage(self, message_id: int, sender_id: int, content: str) -> str | None:
+        """A tick or untick in a to-do widget the bot posted: the action follows."""
+        changed: str | None = todo.PENDING
+        for _ in range(SUBMESSAGE_TRIES):
+            try:
+                with self.app.unit_of_work() as session:
+                    changed = todo.follow_strike(
+                        session, message_id, sender_id, content, self.app.clock.now()
+                    )
+            except Exception:
+                log.exception("following the submessage of message %s failed", message_id)
+                return None
+            if changed != todo.PENDING:
+                break
+            time.sleep(SUBMESSAGE_WAIT)  # a widget just posted: its id is being recorded
+        else:
+            log.warning("a tick in message %s, which the bot does not know", message_id)
+            return None
+        if changed:
+            log.info("to-do list of message %s: %s", message_id, changed)
+            self.app.entries_changed()
+        return changed
 
     def handle_delete(self, message_ids: list[int]) -> list[str]:
         """Messages were deleted: the entries they made go too. Returns what was removed."""

@@ -25,6 +25,7 @@ from cafebot.commands.errors import UserError
 from cafebot.commands.registry import Outcome, command
 from cafebot.core.text import fragment, one_line
 from cafebot.storage.models import (
+    Action,
     AgendaItem,
     ArchiveBlock,
     CheckIn,
@@ -139,13 +140,16 @@ def _queries(words: Sequence[str]) -> list[tuple[Select[Any, Any], ColumnElement
             _matches(_joined(AgendaItem.topic, proposer.name), words),
         )
     )
+    owner = aliased(Person)  # an action's owner, by name (`search Bob release`)
     queries.append(
         (
             select(ItemNote, Meeting.date)
             .select_from(ItemNote)
             .join(ItemNote.item)
-            .join(AgendaItem.meeting),
-            _matches(ItemNote.text, words),
+            .join(AgendaItem.meeting)
+            .outerjoin(ItemNote.action)
+            .outerjoin(Action.owner.of_type(owner)),
+            _matches(_joined(ItemNote.text, owner.name, owner.zulip_name), words),
         )
     )
     kept = and_(ArchiveBlock.kind == "text", _matches(ArchiveBlock.text, words))
@@ -236,7 +240,11 @@ def _hit(row: object, date: dt.date, words: Sequence[str]) -> Hit:
         return Hit(date, (0, row.position), f"{day}/A{row.ref}", _item(row, words))
     if isinstance(row, ItemNote):
         item = row.item
-        text = f"{row.kind.value}: {_snippet(row.text, words)} (on “{_snippet(item.topic, words)}”)"
+        kind = row.kind.value
+        if row.action is not None:  # the action's own reference, state and owner
+            owner = row.action.owner.display_name if row.action.owner else "nobody"
+            kind = f"action {row.action.label} ({row.action.status.value}, {fragment(owner)})"
+        text = f"{kind}: {_snippet(row.text, words)} (on “{_snippet(item.topic, words)}”)"
         return Hit(date, (0, item.position), f"{day}/A{item.ref}", text)
     assert isinstance(row, ArchiveBlock)  # noqa: S101 - the queries select nothing else
     lines = [line for line in row.text.split("\n") if line.strip()]

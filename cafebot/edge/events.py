@@ -29,7 +29,7 @@ log = logging.getLogger("cafebot.zulip")
 # to be sent (a rate-limited backlog is not waited for).
 ANSWER_HEAD_START = 0.01
 
-EVENT_TYPES = ["message", "update_message", "delete_message"]
+EVENT_TYPES = ["message", "update_message", "delete_message", "submessage"]
 # zulip.yaml, GET /messages: "A maximum of 5000 messages can be obtained per request".
 FETCH_CAP = 5000
 
@@ -146,6 +146,9 @@ class EventPoller:
                     # bulk_message_deletion capability (asked for), else message_id.
                     ids = event.get("message_ids") or [event.get("message_id")]
                     self.inbox.put(Inbound("delete", [int(i) for i in ids if i is not None]))
+                elif kind == "submessage":
+                    # zulip.yaml, submessage event: a tick in a to-do widget (cafe.todo).
+                    self.inbox.put(Inbound("submessage", event))
             self._wait_handled()
 
     def _wait_handled(self) -> None:

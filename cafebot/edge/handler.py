@@ -186,6 +186,10 @@ class CafeHandler:
         """Messages were deleted: the entries they made are removed."""
         return self._bot().handle_delete(message_ids)
 
+    def dispatch_submessage(self, message_id: int, sender_id: int, content: str) -> str | None:
+        """A submessage of a widget message (a tick in a to-do list): its action follows."""
+        return self._bot().handle_submessage(message_id, sender_id, content)
+
     def _bot(self) -> Bot:
         if self.bot is None:
             raise RuntimeError("CafeHandler has no app: pass one, or call initialize()")

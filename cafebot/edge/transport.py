@@ -50,6 +50,7 @@ from cafebot.core.chat import (
     ScheduleRefused,
     SendFailed,
 )
+from cafebot.edge import mentions
 from cafebot.edge.client import (
     NETWORK_ERRORS,
     SCHEDULED_MESSAGES_LEVEL,
@@ -256,6 +257,9 @@ class ZulipBot:
         self._secret = self.settings.key or ""
         self._api: Api | None = None
         self._users: dict[int, dict[str, Any]] = {}
+        # Mentions by name get the user id of the one user of that name (edge.mentions).
+        self._names: dict[str, int | None] = {}
+        self._names_of = 0
         self._seen: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._handled_max = 0
         self._failed: set[int] = set()
@@ -514,6 +518,11 @@ class ZulipBot:
                 self._follow_edit(item.data, caught_up=True)
             elif item.kind == "delete":
                 self.handler.dispatch_delete(list(item.data))
+            elif item.kind == "submessage":
+                event = item.data
+                self.handler.dispatch_submessage(
+                    int(event["message_id"]), int(event["sender_id"]), str(event["content"])
+                )
         except Stopped:
             pass
         except Exception:
@@ -607,7 +616,10 @@ class ZulipBot:
         if sender_id == self.bot_id:
             return None
         is_bot = self._is_bot(sender_id)
-        message = Message.from_zulip({**raw, "sender_is_bot": is_bot})
+        if len(self._users) != self._names_of:  # the directory changed: names read again
+            self._names, self._names_of = mentions.by_name(self._users), len(self._users)
+        content = mentions.with_ids(str(raw.get("content", "")), self._names)
+        message = Message.from_zulip({**raw, "sender_is_bot": is_bot, "content": content})
         return None if message.sender_is_bot else message
 
     def _is_bot(self, user_id: int) -> bool:

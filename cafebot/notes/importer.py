@@ -22,8 +22,9 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from cafebot.core.config import SeriesSettings
+from cafebot.notes.actions import ImportedAction, ParsedAction, recognise, store_imported
 from cafebot.notes.reader import parse_archive, read_archive_file
-from cafebot.notes.records import ParsedArchive, ParsedMeeting, normalise
+from cafebot.notes.records import ParsedArchive, ParsedMeeting, ParsedNote, normalise
 from cafebot.storage.models import (
     AgendaItem,
     ArchiveBlock,
@@ -183,6 +184,8 @@ class _Resolved:
     shoutouts: list[_Who | None]
     items: list[_Who | None]
     meeting_id: int | None = None  # an existing meeting row to reuse
+    # Per agenda item, per note: the action it records, if any, and its owner.
+    actions: list[list[tuple[ParsedAction, _Who | None] | None]] = field(default_factory=list)
 
 
 def _content_ids(session: Session, meeting_ids: Iterable[int]) -> set[int]:
@@ -264,7 +267,28 @@ def _resolve(parsed: ParsedMeeting, people: _People, meeting_id: int | None) -> 
     ]
     shoutouts = [people.named(s.author, present) if s.author else None for s in parsed.shoutouts]
     items = [people.named(i.proposer, present) if i.proposer else None for i in parsed.items]
-    return _Resolved(parsed, checkins, intros, shoutouts, items, meeting_id)
+    actions = [_actions_of(item.notes, people, present) for item in parsed.items]
+    return _Resolved(parsed, checkins, intros, shoutouts, items, meeting_id, actions)
+
+
+def _actions_of(
+    notes: Sequence[ParsedNote], people: _People, present: Sequence[tuple[str, _Who]]
+) -> list[tuple[ParsedAction, _Who | None] | None]:
+    """The actions an item's notes record (cafebot.notes.actions), owners found as for
+    check-ins: by handle, else by the name someone checked in with, else by name."""
+    found: list[tuple[ParsedAction, _Who | None] | None] = []
+    for note in notes:
+        action = recognise(note.kind, note.text)
+        if action is None:
+            found.append(None)
+            continue
+        owner = None
+        if action.github:
+            owner = people.with_handle(action.github)
+        elif action.owner:
+            owner = people.named(action.owner, present)
+        found.append((action, owner))
+    return found
 
 
 def _insert(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
@@ -345,9 +369,36 @@ def _store(
             for item_id, rows in zip(item_ids, item_notes, strict=True)
             for note in rows
         ]
-        _insert(session, ItemNote, notes)
+        _store_notes(session, row, todo, notes)
     _insert(session, ArchiveBlock, rows["block"])
     _insert(session, ArchiveMeeting, rows["source"])
+
+
+def _store_notes(
+    session: Session, row: Series, todo: list[_Resolved], notes: list[dict[str, Any]]
+) -> None:
+    """The items' notes, and the actions among them (in the order _entry_rows made them)."""
+    if not notes:
+        return
+    table = table_of(ItemNote)
+    note_ids = session.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), notes
+    ).scalars()
+    places = [
+        (r.meeting_id, ref, position, recognised)
+        for r in todo
+        for ref, per_item in enumerate(r.actions, start=1)
+        for position, recognised in enumerate(per_item, start=1)
+    ]
+    found = [
+        ImportedAction(note_id, mid, ref, position, note["created_at"], action, _pid(owner))
+        for note_id, note, (mid, ref, position, recognised) in zip(
+            note_ids, notes, places, strict=True
+        )
+        if recognised is not None and mid is not None
+        for action, owner in [recognised]
+    ]
+    store_imported(session, row, found)
 
 
 def _entry_rows(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import emoji
+from sqlalchemy.orm import object_session
 
 from cafebot.core.config import SeriesSettings
 from cafebot.core.estimates import format_estimate
@@ -36,7 +37,9 @@ from cafebot.core.text import (
     text_lines,
 )
 from cafebot.notes.records import opens_like_a_head, opens_like_a_note_kind
+from cafebot.storage.actions import reviewed_at
 from cafebot.storage.models import (
+    Action,
     AgendaItem,
     CheckIn,
     Introduction,
@@ -55,6 +58,10 @@ INTRO_HEADING = "### Introduce yourself! :wave:"
 SHOUTOUT_HEADING = "### Celebrations and Shout-Outs :tada:"
 AGENDA_HEADING = "### Agenda :clock2:"
 ZULIP_AGENDA_HEADING = "### Agenda :time:"  # Zulip has no :clock2:; :time: is its clock
+# Earlier meetings' actions, reviewed (README, "Action items"); Zulip's ✅ is :check:.
+REVIEW_HEADING = "### Action items :white_check_mark:"
+ZULIP_REVIEW_HEADING = "### Action items :check:"
+REVIEW_PROMPT = "Actions from earlier meetings: done since last time, and still open."
 
 _BULLET_PROMPT_RE = re.compile(r"^[-*+]\s+")
 _UNDERSCORE_ITALIC_RE = re.compile(r"^_(\S(?:.*\S)?)_$")
@@ -177,6 +184,7 @@ class _Renderer:
             blocks += self.introductions(meeting.introductions)
         blocks += self.shoutouts(meeting.shoutouts)
         blocks += self.agenda(meeting.agenda_items)
+        blocks += self.action_review(meeting)
         # Pieces put side by side must not make a mention either (``@`` + ``**all**``).
         text = silence_mentions("\n\n".join("\n".join(block) for block in blocks if block))
         return "\n".join(line.rstrip() for line in text.split("\n")) + "\n"
@@ -284,6 +292,26 @@ class _Renderer:
         ]
         heading = ZULIP_AGENDA_HEADING if self.zulip else AGENDA_HEADING
         return self.section(heading, "agenda", entries)
+
+    def action_review(self, meeting: Meeting) -> list[Block]:
+        """The review of earlier meetings' actions, in a meeting run live (where `start`
+        reviewed them), when there is any: those closed since last time, those still open."""
+        session = object_session(meeting)
+        if session is None or meeting.started_at is None or meeting.archive is not None:
+            return []
+        closed, still_open = reviewed_at(session, meeting)
+        if not closed and not still_open:
+            return []
+        lines = [self.review_line(a, a.status.value.capitalize()) for a in closed]
+        lines += [self.review_line(a, "Open") for a in still_open]
+        heading = ZULIP_REVIEW_HEADING if self.zulip else REVIEW_HEADING
+        return [[heading], [self.italic(REVIEW_PROMPT)], lines]
+
+    def review_line(self, action: Action, status: str) -> str:
+        first, _ = self.first_and_more(action.text)
+        due = f", due by {action.due_on.isoformat()}" if action.due_on else ""
+        where = f"({action.label}, from {action.meeting.date.isoformat()}{due})"
+        return self.bullet(0, _words(f"**{status}** -", self.owner(action.owner), first, where))
 
     # -------------------------------------------------------- entries
 

@@ -25,6 +25,7 @@ from cafebot.core.chat import EditNotAllowed, SendFailed
 from cafebot.core.config import SeriesSettings
 from cafebot.core.text import zulip_time
 from cafebot.notes.render import Flavour, render, split_message
+from cafebot.publishing.todo import post_todo
 from cafebot.storage.models import Meeting, MeetingState, PublishedPart, PublishStep, StepStatus
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ def publish(
             meeting.state = MeetingState.PUBLISHED
             meeting.published_at = now
         date = meeting.date
-    wanted = steps or ("zulip", "archive", "git")
+    wanted = steps or ("zulip", "todo", "archive", "git")
     for step in wanted:
         try:
             if step == "zulip":
@@ -305,6 +306,14 @@ def publish(
                 report.steps[step] = post_notes(
                     app, chat, meeting_id, parts, series.stream, series.topic_for(date)
                 )
+            elif step == "todo":
+                # The open actions as a Zulip to-do widget (publishing.todo), once.
+                if not series.stream:
+                    continue
+                posted = post_todo(app, chat, meeting_id, series.stream, series.topic_for(date))
+                if posted is None:
+                    continue
+                report.steps[step] = posted
             elif step == "archive":
                 if series.git_remote:
                     continue  # written into the clone by the git step

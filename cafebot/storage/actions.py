@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from cafebot.storage.models import Action, ActionStatus, Meeting, Series
+from cafebot.storage.models import Action, ActionStatus, Meeting, MeetingState, Series
 
 CLOSED = (ActionStatus.DONE, ActionStatus.DROPPED)
 
@@ -196,3 +196,46 @@ def count_open_before(session: Session, meeting: Meeting) -> int:
         )
         or 0
     )
+
+
+def reviewed_at(session: Session, meeting: Meeting) -> tuple[list[Action], list[Action]]:
+    """What ``meeting``'s review of earlier actions shows: those closed (done or dropped)
+    since the meeting before it, and those still open at its end, by reference.
+
+    Counted as of the meeting's end, so that its notes read the same when rendered later.
+    """
+    end = meeting.ended_at or meeting.ends_at
+    previous = session.scalar(
+        select(Meeting)
+        .where(
+            Meeting.series_id == meeting.series_id,
+            Meeting.starts_at < meeting.starts_at,
+            Meeting.state != MeetingState.CANCELLED,
+        )
+        .order_by(Meeting.starts_at.desc())
+        .limit(1)
+    )
+    since = (previous.ended_at or previous.ends_at) if previous is not None else None
+    origin = Meeting.__table__.alias("origin")
+    candidates = session.scalars(
+        select(Action)
+        .join(origin, origin.c.id == Action.meeting_id)
+        .where(
+            Action.series_id == meeting.series_id,
+            Action.imported.is_(False),
+            Action.meeting_id != meeting.id,
+            origin.c.starts_at < meeting.starts_at,
+            Action.created_at <= end,
+        )
+        .options(selectinload(Action.owner), selectinload(Action.meeting))
+        .order_by(Action.number)
+    )
+    closed, still_open = [], []
+    for action in candidates:
+        closed_by_end = action.status_at is not None and action.status_at <= end
+        if action.status in CLOSED and closed_by_end:
+            if since is None or action.status_at is None or action.status_at > since:
+                closed.append(action)
+        elif action.status is ActionStatus.OPEN or action.status in CLOSED:
+            still_open.append(action)  # open then (closed only after the meeting)
+    return closed, still_open

@@ -450,6 +450,8 @@ class TodoItem(Base):
     widget_id: Mapped[int] = mapped_column(ForeignKey("todo_widget.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(64))
     action_id: Mapped[int] = mapped_column(ForeignKey("action.id", ondelete="CASCADE"), index=True)
+    # Whether the task shows ticked in Zulip: each strike toggles it (cafebot.cafe.todo).
+    ticked: Mapped[bool] = mapped_column(default=False)
 
     widget: Mapped[TodoWidget] = relationship(back_populates="items")
     action: Mapped[Action] = relationship()

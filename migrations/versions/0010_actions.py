@@ -146,6 +146,7 @@ def upgrade() -> None:
         sa.Column("widget_id", sa.Integer(), nullable=False),
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("action_id", sa.Integer(), nullable=False),
+        sa.Column("ticked", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["widget_id"],
             ["todo_widget.id"],
