@@ -88,3 +88,16 @@ def ms(seconds: float) -> str:
     if value >= 10:
         return f"{value:.1f} ms"
     return f"{value:.2f} ms"
+
+
+def write_section(path: Path, heading: str, begin: str, end: str, block: str) -> None:
+    """Put ``block`` (which starts with ``begin`` and ends with ``end``) into the results
+    file: in place of the one written before, else as a new section under ``heading``."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + f"\n\n{heading}\n\n{block}\n"
+    path.write_text(text, encoding="utf-8")

@@ -83,9 +83,10 @@ def _chunks(rows: list[dict[str, Any]], size: int = 5000) -> Iterator[list[dict[
         yield rows[start : start + size]
 
 
-def fill(engine: sa.Engine, size: Size) -> None:
-    """Write ``size``'s history with bulk inserts (explicit ids; sequences moved on)."""
-    created = NOW - dt.timedelta(days=size.meetings + 1)
+def fill(engine: sa.Engine, size: Size, now: dt.datetime = NOW) -> None:
+    """Write ``size``'s history with bulk inserts (explicit ids; sequences moved on): one
+    published meeting a day, up to the day before ``now``."""
+    created = now - dt.timedelta(days=size.meetings + 1)
     people = []
     for n in range(size.people):
         user = USERS[n] if n < len(USERS) else None
@@ -111,7 +112,7 @@ def fill(engine: sa.Engine, size: Size) -> None:
         return message
 
     for m in range(size.meetings):
-        day = NOW.date() - dt.timedelta(days=m + 1)
+        day = now.date() - dt.timedelta(days=m + 1)
         starts = dt.datetime.combine(day, dt.time(16), tzinfo=dt.UTC)
         meeting_id = m + 1
         meetings.append(

@@ -45,7 +45,19 @@ def series_event(
     if series.stream:
         description += f", in the Zulip stream #{series.stream}"
     event.add("description", description + ".")
-    stored = list(session.scalars(select(Meeting).where(Meeting.series_id == row.id)))
+    # Only cancellations and additions change the recurrence, and only those since the
+    # feed's first meeting matter: found through the (series, state, start) index, not by
+    # reading years of history.
+    stored = list(
+        session.scalars(
+            select(Meeting).where(
+                Meeting.series_id == row.id,
+                Meeting.state.in_(list(MeetingState)),
+                Meeting.starts_at > now - HISTORY - dt.timedelta(days=1),
+                (Meeting.state == MeetingState.CANCELLED) | Meeting.added,
+            )
+        )
+    )
     added = [m for m in stored if m.added and m.state is not MeetingState.CANCELLED]
     if first is None and not added:
         return None

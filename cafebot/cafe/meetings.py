@@ -17,6 +17,9 @@ from cafebot.storage.models import Meeting, MeetingState, Series
 from cafebot.storage.series import instants as instants
 from cafebot.storage.series import series_row as series_row
 
+# A bound on how much longer than its slot a meeting may last (for the index only).
+_LONGEST_OVERRUN = dt.timedelta(days=1)
+
 # Recurrences are computed from this local anchor onwards.
 _ANCHOR = dt.date(2020, 1, 1)
 
@@ -352,7 +355,14 @@ def upcoming(
     stored = {
         m.date: m
         for m in session.scalars(
-            select(Meeting).where(Meeting.series_id == row.id, Meeting.ends_at > after)
+            select(Meeting).where(
+                Meeting.series_id == row.id,
+                Meeting.ends_at > after,
+                # The same rows, found through the (series, state, start) index rather than
+                # by reading every meeting of the series: none ends a day past its length.
+                Meeting.state.in_(list(MeetingState)),
+                Meeting.starts_at > after - series.duration - _LONGEST_OVERRUN,
+            )
         )
     }
     slots: dict[dt.date, Slot] = {}

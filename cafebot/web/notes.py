@@ -19,9 +19,11 @@ this module turns that Markdown into HTML with markdown-it-py:
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import emoji
 from markdown_it import MarkdownIt
@@ -61,47 +63,34 @@ def _emoji(name: str) -> str | None:
 # ---------------------------------------------------------------- inline rules
 
 
-def _name_tag(state: StateInline, silent: bool) -> bool:
-    """``[name=Who]``: the pad's author tag, shown as the name."""
-    if not state.src.startswith("[name=", state.pos):
-        return False
-    m = _NAME_TAG_RE.match(state.src, state.pos)
-    if m is None:
-        return False
-    if not silent:
-        token = state.push("cafe_name", "span", 0)
-        token.content = m.group(1).strip()
-    state.pos = m.end()
-    return True
+def _inline_rule(
+    opening: str, pattern: re.Pattern[str], kind: str, content: Callable[[str], str | None]
+) -> Callable[[StateInline, bool], bool]:
+    """An inline rule: where the text at the position opens with ``opening`` and
+    ``pattern`` matches, a ``kind`` token holding ``content(group 1)`` (None: no match)."""
+
+    def rule(state: StateInline, silent: bool) -> bool:
+        if not state.src.startswith(opening, state.pos):
+            return False
+        m = pattern.match(state.src, state.pos)
+        if m is None or (text := content(m.group(1))) is None:
+            return False
+        if not silent:
+            token = state.push(kind, "span", 0)
+            token.content = text
+            token.meta = {"name": m.group(1)}
+        state.pos = m.end()
+        return True
+
+    return rule
 
 
-def _shortcode(state: StateInline, silent: bool) -> bool:
-    """``:tada:``: the emoji, where the name is one GitHub's or Zulip's shortcodes know."""
-    if state.src[state.pos] != ":":
-        return False
-    m = _SHORTCODE_RE.match(state.src, state.pos)
-    if m is None or (char := _emoji(m.group(1))) is None:
-        return False
-    if not silent:
-        token = state.push("cafe_emoji", "span", 0)
-        token.content = char
-        token.meta = {"name": m.group(1)}
-    state.pos = m.end()
-    return True
-
-
-def _mention(state: StateInline, silent: bool) -> bool:
-    """A Zulip mention (``@**Ada|42**``, ``@_**Ada**``): the name only, never the user id."""
-    if state.src[state.pos] != "@":
-        return False
-    m = _MENTION_RE.match(state.src, state.pos)
-    if m is None:
-        return False
-    if not silent:
-        token = state.push("cafe_mention", "span", 0)
-        token.content = m.group(1).strip()
-    state.pos = m.end()
-    return True
+# ``[name=Who]``: the pad's author tag, shown as the name.
+_name_tag = _inline_rule("[name=", _NAME_TAG_RE, "cafe_name", str.strip)
+# ``:tada:``: the emoji, where the name is one GitHub's or Zulip's shortcodes know.
+_shortcode = _inline_rule(":", _SHORTCODE_RE, "cafe_emoji", _emoji)
+# A Zulip mention (``@**Ada|42**``, ``@_**Ada**``): the name only, never the user id.
+_mention = _inline_rule("@", _MENTION_RE, "cafe_mention", str.strip)
 
 
 def _hide_emails(state: StateCore) -> None:
@@ -130,10 +119,15 @@ def _hide_emails(state: StateCore) -> None:
 # ---------------------------------------------------------------- renderer rules
 
 
-def _render_name(
-    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-) -> str:
-    return f'<span class="who">{escapeHtml(tokens[idx].content)}</span>'
+def _render_span(css: str, prefix: str = "") -> Any:
+    """A renderer rule that writes the token's content, escaped, in a ``<span>``."""
+
+    def rule(
+        self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return f'<span class="{css}">{prefix}{escapeHtml(tokens[idx].content)}</span>'
+
+    return rule
 
 
 def _render_emoji(
@@ -142,12 +136,6 @@ def _render_emoji(
     token = tokens[idx]
     name = escapeHtml(str(token.meta.get("name", "")))
     return f'<span class="emoji" title=":{name}:">{escapeHtml(token.content)}</span>'
-
-
-def _render_mention(
-    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-) -> str:
-    return f'<span class="mention">@{escapeHtml(tokens[idx].content)}</span>'
 
 
 def _render_spoiler(
@@ -178,9 +166,9 @@ def _parser() -> MarkdownIt:
     md.inline.ruler.before("emphasis", "cafe_mention", _mention)
     md.inline.ruler.push("cafe_emoji", _shortcode)
     md.core.ruler.push("cafe_hide_emails", _hide_emails)
-    md.add_render_rule("cafe_name", _render_name)
+    md.add_render_rule("cafe_name", _render_span("who"))
     md.add_render_rule("cafe_emoji", _render_emoji)
-    md.add_render_rule("cafe_mention", _render_mention)
+    md.add_render_rule("cafe_mention", _render_span("mention", "@"))
     return md
 
 
@@ -202,10 +190,28 @@ def markdown_html(text: str) -> str:
 
 
 def meeting_html(meeting: Meeting, series: SeriesSettings) -> NotesHtml:
-    """The meeting's notes, as the archive file has them, in HTML with an anchor per entry."""
-    text = normalise(render(meeting, Flavour.ARCHIVE, series))
-    tokens = _MD.parse(text)
+    """The meeting's notes, as the archive file has them, in HTML with an anchor per entry.
+
+    The HTML is a pure function of the Markdown and the references, so it is kept for
+    the pages asked for again (a published meeting rarely changes).
+    """
     refs = _refs_in_order(meeting)
+    key = tuple((section, tuple(values)) for section, values in refs.by_section.items())
+    notes = tuple((ref, tuple(values)) for ref, values in refs.notes.items())
+    return _html(normalise(render(meeting, Flavour.ARCHIVE, series)), key, notes)
+
+
+@functools.lru_cache(maxsize=512)
+def _html(
+    text: str,
+    by_section: tuple[tuple[str, tuple[str, ...]], ...],
+    notes: tuple[tuple[str, tuple[str, ...]], ...],
+) -> NotesHtml:
+    tokens = _MD.parse(text)
+    refs = _Refs(
+        {section: list(values) for section, values in by_section},
+        {ref: list(values) for ref, values in notes},
+    )
     anchors = _place_anchors(text, tokens, refs)
     body = _without_date_heading(tokens)
     for token in body:

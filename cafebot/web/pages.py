@@ -79,7 +79,7 @@ def front(series: str) -> str:
     chosen = the_series(series)
     with site().session() as session:
         ahead = site().upcoming(session, chosen, FRONT_COMING)
-        recent = site().recent(session, chosen, FRONT_RECENT)
+        recent = site().published_dates(session, chosen, FRONT_RECENT)
     following = [m for m in ahead if m.status.value != "cancelled"]
     feed, webcal = calendar_urls(chosen)
     return render_template(
@@ -99,7 +99,6 @@ def meeting(series: str, date: dt.date) -> str:
     chosen = the_series(series)
     with site().session() as session:
         found = site().meeting(session, chosen, date)
-        years = [y for y, _ in site().years(session, chosen)]
     if found is None:
         abort(
             404,
@@ -112,7 +111,6 @@ def meeting(series: str, date: dt.date) -> str:
         template,
         series=chosen,
         meeting=found,
-        years=years,
         feed=feed,
         webcal=webcal,
         topic_url=zulip_topic_url(chosen, date),
@@ -126,7 +124,7 @@ def archive(series: str) -> str:
     chosen = the_series(series)
     with site().session() as session:
         years = site().years(session, chosen)
-        year = years[0][0] if years else None
+        year = years[0] if years else None
         rows = site().archive_year(session, chosen, year) if year is not None else []
     return render_template("archive.html", series=chosen, years=years, year=year, rows=rows)
 
@@ -136,12 +134,12 @@ def archive_year(series: str, year: int) -> str:
     chosen = the_series(series)
     with site().session() as session:
         years = site().years(session, chosen)
-        rows = site().archive_year(session, chosen, year) if 1 <= year <= 9999 else []
-    if not rows:
-        shown = ", ".join(str(y) for y, _ in years) or "none yet"
+        rows = site().archive_year(session, chosen, year) if year in years else []
+    if year not in years:
+        shown = f"from {years[-1]} to {years[0]}" if years else "none yet"
         abort(
             404,
             description=f"The {chosen.name}'s archive has no meeting in {year}. "
-            f"Years with meetings: {shown}.",
+            f"Its years: {shown}.",
         )
     return render_template("archive.html", series=chosen, years=years, year=year, rows=rows)

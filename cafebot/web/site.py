@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import ColumnElement, extract, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from cafebot.bot.app import App
@@ -203,29 +203,19 @@ class Site:
             stored.cancel_reason,
         )
 
-    def recent(self, session: Session, series: SeriesSettings, count: int) -> list[dt.date]:
-        """The newest published meetings' dates."""
-        row = self.row(session, series)
-        return list(
-            session.scalars(
-                select(Meeting.date)
-                .where(Meeting.series_id == row.id, Meeting.state.in_(SHOWN))
-                .order_by(Meeting.date.desc())
-                .limit(count)
-            )
-        )
+    def years(self, session: Session, series: SeriesSettings) -> list[int]:
+        """The years of the archive, newest first: from its newest meeting's to its oldest's.
 
-    def years(self, session: Session, series: SeriesSettings) -> list[tuple[int, int]]:
-        """The years with meetings in the archive, newest first, each with its count."""
+        Two lookups through the (series, date) index, whatever the number of meetings (a
+        year between them without a meeting has a page that says so).
+        """
         row = self.row(session, series)
-        year = extract("year", Meeting.date)
-        rows = session.execute(
-            select(year, func.count(Meeting.id))
-            .where(Meeting.series_id == row.id, _in_archive(self.now()))
-            .group_by(year)
-            .order_by(year.desc())
-        )
-        return [(int(y), int(n)) for y, n in rows]
+        query = select(Meeting.date).where(Meeting.series_id == row.id, _in_archive(self.now()))
+        newest = session.scalar(query.order_by(Meeting.date.desc()).limit(1))
+        oldest = session.scalar(query.order_by(Meeting.date).limit(1))
+        if newest is None or oldest is None:
+            return []
+        return list(range(newest.year, oldest.year - 1, -1))
 
     def archive_year(self, session: Session, series: SeriesSettings, year: int) -> list[ArchiveRow]:
         """The year's meetings in the archive, newest first, with their counts."""
@@ -265,13 +255,17 @@ class Site:
             for r in found
         ]
 
-    def published_dates(self, session: Session, series: SeriesSettings) -> list[dt.date]:
+    def published_dates(
+        self, session: Session, series: SeriesSettings, limit: int | None = None
+    ) -> list[dt.date]:
+        """The published meetings' dates, newest first (``limit``: only that many)."""
         row = self.row(session, series)
         return list(
             session.scalars(
                 select(Meeting.date)
                 .where(Meeting.series_id == row.id, Meeting.state.in_(SHOWN))
                 .order_by(Meeting.date.desc())
+                .limit(limit)
             )
         )
 
