@@ -191,9 +191,9 @@ def test_lapsed_goes_to_the_organiser_in_a_direct_message(app: App, org: Org) ->
 
 def test_the_one_off_chat_uploads_too(org: Org) -> None:
     chat = DirectChat(ZulipSettings(site=org.fake.url, email=org.bot.email, key=org.bot.api_key))
-    path = chat.upload("chart.png", PNG, "image/png")
+    path = chat.upload("chart.png", PNG)
     assert URI_RE.match(path)
     assert org.fake.uploads[path].owner == org.bot.id
     org.fake.max_file_upload_mib = 0
     with pytest.raises(SendFailed, match="larger than the allowed limit"):
-        chat.upload("chart.png", PNG, "image/png")
+        chat.upload("chart.png", PNG)

@@ -216,6 +216,6 @@ class _NoZulip:
     def direct(self, user_id: int, text: str) -> None:
         self._refuse()
 
-    def upload(self, filename: str, data: bytes, content_type: str) -> str:
+    def upload(self, filename: str, data: bytes) -> str:
         self._refuse()
         return ""

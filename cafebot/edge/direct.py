@@ -80,7 +80,7 @@ class DirectChat:
         if result.get("result") != "success":
             raise SendFailed(f"Zulip refused the direct message: {result.get('msg', '')}")
 
-    def upload(self, filename: str, data: bytes, content_type: str) -> str:
+    def upload(self, filename: str, data: bytes) -> str:
         result = self._call("POST", "user_uploads", {}, files=[named_file(filename, data)])
         if result.get("result") != "success":
             raise SendFailed(f"Zulip refused the upload: {result.get('msg', '')}")

@@ -108,7 +108,7 @@ class BotHandlerChat:
     def direct(self, user_id: int, text: str) -> None:
         self.handler.send_message({"type": "private", "to": [user_id], "content": text})
 
-    def upload(self, filename: str, data: bytes, content_type: str) -> str:
+    def upload(self, filename: str, data: bytes) -> str:
         answer = self.handler.upload_file(named_file(filename, data))
         if not isinstance(answer, Mapping) or answer.get("result", "success") != "success":
             msg = answer.get("msg", "") if isinstance(answer, Mapping) else ""

@@ -127,7 +127,7 @@ class ZulipChat:
         """A direct message to one user, queued and stored like a reply."""
         self._bot.outbox.queue_reply(direct_to(user_id), text)
 
-    def upload(self, filename: str, data: bytes, content_type: str) -> str:
+    def upload(self, filename: str, data: bytes) -> str:
         """``POST /user_uploads`` through the paced queue; the file's ``/user_uploads/…`` path."""
         item = _Call("POST", "user_uploads", {}, retry=True, files=((filename, data),))
         self._bot.outbox.enqueue(item)

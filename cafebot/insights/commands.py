@@ -95,7 +95,7 @@ def insights(ctx: Context, period: str | None) -> Outcome:
             from cafebot.insights.charts import attendance_chart  # matplotlib: only when drawn
 
             try:
-                where = chat.upload(CHART_NAME, attendance_chart(found, "png"), "image/png")
+                where = chat.upload(CHART_NAME, attendance_chart(found, "png"))
             except SendFailed as exc:
                 log.warning("the insights chart was not uploaded: %s", exc)
                 text += "\n_(The attendance chart could not be uploaded this time.)_"
