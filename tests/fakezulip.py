@@ -8,7 +8,9 @@ include_anchor, narrow and apply_markdown; the 5,000 cap), ``messages/{id}``
 (get, update within the edit time limit, delete), reactions,
 ``users/me/subscriptions``, ``get_stream_id`` and ``scheduled_messages`` (create, list,
 edit, delete; delivered at their time by a thread of the fake, as Zulip's delivery
-worker does). Every API response carries
+worker does), ``user_uploads`` (one file in a multipart body, answered with its ``uri``;
+:meth:`FakeZulip.inline_images` says which uploaded images a message shows inline, as
+Zulip previews them). Every API response carries
 ``X-RateLimit-*`` headers from a configurable window; too many requests get a
 429 with a float ``retry-after``. Content over ``max_message_length`` is
 truncated as Zulip does, and topics over ``max_topic_length``.
