@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -263,5 +264,16 @@ def test_the_notes_post_a_todo_widget_and_ticks_close_the_action(
         fake.wait_for(lambda: org.acked(again) or dms_to(org, org.olga), what="the re-publish")
         fake.wait_for(lambda: len(fake.requests_to("messages", "PATCH")) >= 1, what="the edit")
         assert len(widget()) == 1  # a widget cannot be edited: the list posted once stays
+    finally:
+        assert bot.terminate()[0] == 0
+    fake.strike(org.bob, posted.id, "1,canned")  # ticked while the bot is away
+    bot = zr.Process(config, org)
+    try:
+        fake.wait_for(
+            lambda: zr.db_rows(config, status) == [(1, "open"), (2, "done")],
+            what="the tick made while away",
+        )
+        time.sleep(1)  # the earlier ticks, read again, are not followed twice
+        assert zr.db_rows(config, status) == [(1, "open"), (2, "done")]
     finally:
         assert bot.terminate()[0] == 0

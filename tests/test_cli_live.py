@@ -161,7 +161,7 @@ def test_notes_decisions_and_actions_have_sub_references_for_edit_and_remove(
     assert (
         "- **A1** (10 min) Release plans — Ada Lovelace\n"
         "    - **A1.1** We aim for May\n"
-        "    - **A1.3** **Action**: Bob Builder — write the release notes\n"
+        "    - **A1.3** **Action**: Bob Builder — write the release notes (**T1**, open)\n"
         "    - **A1.4** **Decision**: Ship 5.0 on 1 May\n"
     ) in out
     # The notes preview ends each note's line with it.

@@ -291,14 +291,16 @@ class Bot:
         except Exception:
             log.exception("could not record the edit of message %s as followed", message.id)
 
-    def handle_submessage(self, message_id: int, sender_id: int, content: str) -> str | None:
+    def handle_submessage(
+        self, message_id: int, sender_id: int, content: str, submessage_id: int | None = None
+    ) -> str | None:
         """A tick or untick in a to-do widget the bot posted: the action follows."""
         changed: str | None = todo.PENDING
         for _ in range(SUBMESSAGE_TRIES):
             try:
                 with self.app.unit_of_work() as session:
                     changed = todo.follow_strike(
-                        session, message_id, sender_id, content, self.app.clock.now()
+                        session, message_id, sender_id, content, self.app.clock.now(), submessage_id
                     )
             except Exception:
                 log.exception("following the submessage of message %s failed", message_id)
@@ -313,6 +315,11 @@ class Bot:
             log.info("to-do list of message %s: %s", message_id, changed)
             self.app.entries_changed()
         return changed
+
+    def widget_messages(self) -> list[int]:
+        """The to-do lists whose ticks are read again after a restart (cafe.todo)."""
+        with self.app.unit_of_work() as session:
+            return todo.recent_widgets(session, self.app.clock.now())
 
     def handle_delete(self, message_ids: list[int]) -> list[str]:
         """Messages were deleted: the entries they made go too. Returns what was removed."""

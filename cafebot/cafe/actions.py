@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cafebot.cafe import meetings, people
 from cafebot.cafe.action_notes import EXAMPLE, parse_due
 from cafebot.cafe.context import Context
-from cafebot.cafe.entries import _note_target, add_notes, note_for
+from cafebot.cafe.entries import add_notes, note_for, note_target
 from cafebot.commands.converters import ConversionError, InvalidValue, MeetingDate, Mention, Ref
 from cafebot.commands.errors import PermissionDenied, UserError
 from cafebot.commands.registry import ACK, Outcome, Who, command
@@ -137,7 +137,7 @@ def action(ctx: Context, ref: Ref | None, owner: Mention | None, text: str) -> O
     reference of its own, `T1`, `T2` …, that stays with it from meeting to meeting:
     `close T1` when it is done (see `help close`), and `actions` lists the open ones.
     """
-    item = _note_target(ctx, ref, "action")
+    item = note_target(ctx, ref, "action")
     body, due = parse_due(clean(text))
     if not body:
         raise UserError("What should the action say?", example=EXAMPLE)

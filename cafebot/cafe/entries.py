@@ -649,7 +649,7 @@ def carry(item: AgendaItem, meeting: Meeting, session: Session, now: dt.datetime
 # ---------------------------------------------------------------- notes under an item
 
 
-def _note_target(ctx: Context, ref: Ref | None, word: str) -> AgendaItem:
+def note_target(ctx: Context, ref: Ref | None, word: str) -> AgendaItem:
     if ref is not None:
         return agenda_item_for(ctx, ref)
     for meeting in ctx.working_meetings():
@@ -671,7 +671,7 @@ def _note_target(ctx: Context, ref: Ref | None, word: str) -> AgendaItem:
 def _record(
     ctx: Context, ref: Ref | None, kind: NoteKind, text: str, owner: Mention | None
 ) -> Outcome:
-    item = _note_target(ctx, ref, kind.value)
+    item = note_target(ctx, ref, kind.value)
     note_text = clean(text)
     if not note_text:
         raise UserError(f"What should the {kind.value} say?")

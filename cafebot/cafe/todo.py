@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cafebot.storage import actions as store
-from cafebot.storage.models import ActionStatus, Person, TodoItem, TodoWidget
+from cafebot.storage.models import ActionStatus, Person, TodoWidget
 
 log = logging.getLogger("cafebot.todo")
 
@@ -27,9 +27,25 @@ PENDING = "pending"
 
 
 def follow_strike(
-    session: Session, message_id: int, sender_id: int, content: str, now: dt.datetime
+    session: Session,
+    message_id: int,
+    sender_id: int,
+    content: str,
+    now: dt.datetime,
+    submessage_id: int | None = None,
 ) -> str | None:
-    """Follow one submessage of a widget message; what changed (``T3 done``), or None."""
+    """Follow one submessage of a widget message; what changed (``T3 done``), or None.
+
+    ``submessage_id``: Zulip's id of it; one followed already (or older) is skipped.
+    """
+    widget = session.scalar(select(TodoWidget).where(TodoWidget.message_id == message_id))
+    if widget is None:
+        waiting = session.scalar(select(TodoWidget.id).where(TodoWidget.message_id.is_(None)))
+        return PENDING if waiting is not None else None
+    if submessage_id is not None:
+        if widget.last_submessage_id is not None and submessage_id <= widget.last_submessage_id:
+            return None
+        widget.last_submessage_id = submessage_id
     try:
         data = json.loads(content)
     except ValueError:
@@ -37,14 +53,9 @@ def follow_strike(
     if not isinstance(data, dict) or data.get("type") != "strike":
         return None  # a new task someone added, a title: nothing of an action
     key = str(data.get("key", ""))
-    item = session.scalar(
-        select(TodoItem)
-        .join(TodoItem.widget)
-        .where(TodoWidget.message_id == message_id, TodoItem.key == key)
-    )
+    item = next((i for i in widget.items if i.key == key), None)
     if item is None:
-        waiting = session.scalar(select(TodoWidget.id).where(TodoWidget.message_id.is_(None)))
-        return PENDING if waiting is not None else None
+        return None  # a task someone added to the list: no action of ours
     item.ticked = not item.ticked
     by = session.scalar(select(Person.id).where(Person.zulip_user_id == sender_id))
     action = item.action
@@ -54,3 +65,18 @@ def follow_strike(
     if not store.set_status(action, status, by_id=by, at=now):
         return None
     return f"{action.label} {status.value}"
+
+
+CATCH_UP_DAYS = 90  # widgets younger than this are read again after a restart
+
+
+def recent_widgets(session: Session, now: dt.datetime) -> list[int]:
+    """The message ids of the to-do lists whose ticks a restart reads again."""
+    since = now - dt.timedelta(days=CATCH_UP_DAYS)
+    return list(
+        session.scalars(
+            select(TodoWidget.message_id)
+            .where(TodoWidget.message_id.is_not(None), TodoWidget.posted_at >= since)
+            .order_by(TodoWidget.message_id)
+        )
+    )

@@ -186,9 +186,15 @@ class CafeHandler:
         """Messages were deleted: the entries they made are removed."""
         return self._bot().handle_delete(message_ids)
 
-    def dispatch_submessage(self, message_id: int, sender_id: int, content: str) -> str | None:
+    def dispatch_submessage(
+        self, message_id: int, sender_id: int, content: str, submessage_id: int | None = None
+    ) -> str | None:
         """A submessage of a widget message (a tick in a to-do list): its action follows."""
-        return self._bot().handle_submessage(message_id, sender_id, content)
+        return self._bot().handle_submessage(message_id, sender_id, content, submessage_id)
+
+    def widget_messages(self) -> list[int]:
+        """The bot's to-do list messages whose ticks a restart reads again."""
+        return self._bot().widget_messages()
 
     def _bot(self) -> Bot:
         if self.bot is None:

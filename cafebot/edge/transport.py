@@ -334,6 +334,7 @@ class ZulipBot:
                                 self.bot_name,
                                 self.bot_id,
                             )
+                            self._catch_up_widgets()
                             if on_ready is not None:
                                 stop_ready = on_ready(self.chat)
                         continue
@@ -521,12 +522,33 @@ class ZulipBot:
             elif item.kind == "submessage":
                 event = item.data
                 self.handler.dispatch_submessage(
-                    int(event["message_id"]), int(event["sender_id"]), str(event["content"])
+                    int(event["message_id"]),
+                    int(event["sender_id"]),
+                    str(event["content"]),
+                    int(event["submessage_id"]),
                 )
         except Stopped:
             pass
         except Exception:
             log.exception("handling a Zulip %s event failed", item.kind)
+
+    def _catch_up_widgets(self) -> None:
+        """Ticks in the bot's to-do lists made while it was away (each is followed once)."""
+        assert self._api is not None  # noqa: S101 - set by _connect
+        for message_id in self.handler.widget_messages():
+            try:
+                # zulip.yaml, GET /messages/{message_id}: the message with its `submessages`.
+                found = self._api.call("GET", f"messages/{message_id}", retry=True)
+            except ApiError as exc:
+                log.warning("cannot read the to-do list %s again (%s)", message_id, exc)
+                continue
+            subs = (found.get("message") or {}).get("submessages") or []
+            for sub in sorted(subs, key=lambda s: int(s.get("id", 0))):
+                if sub.get("msg_type") != "widget" or int(sub.get("sender_id", 0)) == self.bot_id:
+                    continue  # the widget itself (the bot's)
+                self.handler.dispatch_submessage(
+                    message_id, int(sub["sender_id"]), str(sub["content"]), int(sub["id"])
+                )
 
     def _on_message(self, raw: dict[str, Any]) -> None:
         message_id = int(raw["id"])

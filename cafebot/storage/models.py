@@ -434,6 +434,9 @@ class TodoWidget(Base):
     outgoing_id: Mapped[int | None] = mapped_column(index=True)
     message_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     posted_at: Mapped[dt.datetime] = mapped_column(Instant)
+    # The last of the message's submessages followed: the same tick (an event, and the
+    # catch-up after a restart) is followed once.
+    last_submessage_id: Mapped[int | None] = mapped_column(BigInteger)
 
     items: Mapped[list[TodoItem]] = relationship(
         back_populates="widget", cascade="all, delete-orphan", passive_deletes=True

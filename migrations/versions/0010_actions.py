@@ -128,6 +128,7 @@ def upgrade() -> None:
         sa.Column("outgoing_id", sa.Integer(), nullable=True),
         sa.Column("message_id", sa.BigInteger(), nullable=True),
         sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_submessage_id", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["meeting_id"],
             ["meeting.id"],
