@@ -9,7 +9,8 @@ of monthly meetings (120 meetings, about 40 entries each, imported from their ye
 files); *large* holds the same 120 and, before them, bench/scale.py's 10,000 published
 meetings (one a day, 100,000 entries and 40,000 notes). On each, the same pages are
 requested through the application (Flask's test client: the server's time, without a
-socket), ``--requests`` times after a warm-up: p50 and p99. Then, on *small*: the
+socket), ``--requests`` times after a warm-up, alternating between the two databases
+(so that the machine's other load weighs on both alike): p50 and p99. Then, on *small*: the
 meeting page against the `notes` command for the same meeting (through the real
 handler, in process), every meeting page rendered once from a cold cache, and
 ``cafebot site build`` against ``cafebot archive export`` (medians of ``--runs``).
@@ -76,16 +77,24 @@ def timed(work: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def page_times(app: App, requests: int) -> dict[str, tuple[float, float]]:
-    client = create_app(app).test_client()
-    out = {}
-    for label, path in PAGES.items():
-        for _ in range(3):
-            response = client.get(path)
-            if response.status_code != 200:
-                raise RuntimeError(f"{path} answered {response.status_code}")
-        times = [timed(lambda p=path: client.get(p)) for _ in range(requests)]
-        out[label] = (percentile(times, 0.5), percentile(times, 0.99))
+def page_times(apps: dict[str, App], requests: int) -> dict[str, dict[str, tuple[float, float]]]:
+    """p50 and p99 of each page on each database. The requests alternate between the
+    databases, so that the machine's other load weighs on both alike."""
+    clients = {label: create_app(app).test_client() for label, app in apps.items()}
+    out: dict[str, dict[str, tuple[float, float]]] = {label: {} for label in apps}
+    for page, path in PAGES.items():
+        times: dict[str, list[float]] = {label: [] for label in apps}
+        for n in range(requests + 3):
+            for label, client in clients.items():
+                started = time.perf_counter()
+                response = client.get(path)
+                took = time.perf_counter() - started
+                if response.status_code != 200:
+                    raise RuntimeError(f"{path} answered {response.status_code}")
+                if n >= 3:  # after a warm-up
+                    times[label].append(took)
+        for label in apps:
+            out[label][page] = (percentile(times[label], 0.5), percentile(times[label], 0.99))
     return out
 
 
@@ -136,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             for label, url in (("small", small_url), ("large", large_url))
         }
         try:
-            times = {label: page_times(app, args.requests) for label, app in apps.items()}
+            times = page_times(apps, args.requests)
             for label in PAGES:
                 (s50, s99), (l50, l99) = times["small"][label], times["large"][label]
                 growth = l50 / s50
@@ -210,8 +219,9 @@ def _write(table: str, args: argparse.Namespace) -> None:
             "",
             f"    {command}",
             "",
-            f"{args.requests} requests per page after a warm-up, in process (Flask's test "
-            f"client: the server's time); the build and export: medians of {args.runs} runs; "
+            f"{args.requests} requests per page after a warm-up, alternating between the two "
+            f"databases, in process (Flask's test client: the server's time); the build and "
+            f"export: medians of {args.runs} runs; "
             f"{dt.datetime.now(dt.UTC):%Y-%m-%d}.",
             "",
             table,

@@ -57,3 +57,12 @@ def test_no_import_circle_among_cafebots_modules() -> None:
 def test_the_circle_finder_finds_a_circle() -> None:
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _circles(edges) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("forbidden", ["cafebot.edge", "cafebot.cli", "cafebot.handler"])
+def test_the_site_reaches_neither_the_zulip_edge_nor_the_command_line(forbidden: str) -> None:
+    """cafebot.web stands beside the edge: it reads through the parts below, never the edge."""
+    graph = grimp.build_graph("cafebot", "zulip", cache_dir=None)
+    assert not graph.chain_exists("cafebot.web", forbidden, as_packages=True)
+    assert not graph.chain_exists("cafebot.web", "zulip", as_packages=True)
+    assert graph.chain_exists("cafebot.cli", "cafebot.web", as_packages=True)  # it is wired in

@@ -25,7 +25,7 @@ from icalendar import Calendar
 
 from cafebot.cafe import meetings
 from cafebot.cli.main import main
-from cafebot.core.config import ConfigError, load_settings, parse_listen
+from cafebot.core.config import DEFAULT_WEB_LISTEN, ConfigError, load_settings, parse_listen
 from cafebot.web.app import create_app
 from cafebot.web.build import MARKER, BuildError, build_site, site_paths
 from tests.harness import ADA, CAFE, OLGA, Harness, sqlite_url
@@ -227,6 +227,7 @@ def test_the_archive_lists_every_meeting_by_year_newest_first_with_counts(
         ),
         pytest.param("/cafe/2031-02-30/", 404, "Not Found", id="no-such-day"),
         pytest.param("/cafe/2031-05-21/", 404, "has no meeting on 2031-05-21", id="no-meeting"),
+        pytest.param("/cafe/2029-01-16/", 404, "has no meeting on 2029-01-16", id="passed"),
         pytest.param("/cafe/archive/1999/", 404, "Its years: from 2030 to 2031", id="year"),
         pytest.param("/search/?q=x&page=two", 400, "The page must be a number", id="page"),
         pytest.param("/search/?q=" + "x" * 201, 400, "at most 200 characters", id="long"),
@@ -363,7 +364,8 @@ def test_the_web_section_of_the_config(tmp_path: Path) -> None:
     path.write_text("[web]\nsite_dir = ../elsewhere\n")
     with pytest.raises(ConfigError, match="inside the archive repository"):
         load_settings(path, environ={})
-    assert load_settings(None, environ={}).web.listen is None
+    assert load_settings(None, environ={}).web.listen is None  # `cafebot run` serves no site
+    assert DEFAULT_WEB_LISTEN == ("127.0.0.1", 8080)  # `cafebot web` binds the loopback
 
 
 @pytest.mark.slow
@@ -448,3 +450,23 @@ def test_reminders_and_next_link_the_calendar_feed(tmp_path: Path) -> None:
         assert "Calendar" not in plain.send("next", ADA).replies[0]  # no public site: no link
     finally:
         plain.close()
+
+
+def test_the_pages_read_while_the_bot_holds_the_write_lock(client: FlaskClient) -> None:
+    """On SQLite the site's transactions take no write lock, so a page never waits for
+    the bot's (another process's) transaction, nor makes the bot wait for it."""
+    import sqlite3
+
+    from cafebot.storage.db import sqlite_file
+
+    url = client.application.extensions["cafebot.site"].app.settings.database_url
+    path = sqlite_file(url)
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # as the bot's unit of work does
+        for page in ("/cafe/", "/cafe/2031-05-20/", "/cafe/archive/", "/cafe/calendar.ics"):
+            assert client.get(page).status_code == 200, page
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

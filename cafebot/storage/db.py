@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+READER = "cafebot_reader"  # the execution option of session_factory(reader=True)
 
 #: PostgreSQL URLs without a driver (and Heroku-style ``postgres://``) get psycopg 3.
 _POSTGRES_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
@@ -100,6 +101,10 @@ def _setup_sqlite(engine: Engine, *, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(READER):
+            # A reader (the site) takes no lock up front: in WAL mode it never blocks the bot.
+            connection.exec_driver_sql("BEGIN")
+            return
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     # Threads of this process take turns with the database: one waiting for another's
@@ -153,9 +158,14 @@ class _Turns:
 # ------------------------------------------------------------------- sessions
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions bound to ``engine``; objects stay readable after their unit of work commits."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def session_factory(engine: Engine, *, reader: bool = False) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after their unit of work commits.
+
+    ``reader``: for transactions that (almost) only read, like the site's pages: on
+    SQLite they begin without taking the write lock (a write in them still may).
+    """
+    bind = engine.execution_options(**{READER: True}) if reader else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 @contextlib.contextmanager

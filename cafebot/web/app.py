@@ -46,7 +46,7 @@ def create_app(app: App, *, leads: Callable[[], bool] | None = None, static: boo
     ``cafebot web`` never leads). ``static``: for the static build (links to files).
     """
     flask = Flask(__name__)
-    flask.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024)
+    flask.config.update(MAX_CONTENT_LENGTH=16 * 1024)  # a read-only site takes no uploads
     flask.extensions[EXTENSION] = Site(app, leads or (lambda: False), static)
     flask.jinja_env.autoescape = True  # every template, whatever its name ends with
     flask.jinja_env.trim_blocks = True

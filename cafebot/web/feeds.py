@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
 
 from flask import Blueprint, Response, abort, request, url_for
 from icalendar import Calendar, Event
@@ -33,9 +32,6 @@ MAX_AGE = 300  # seconds a cache may keep a feed before asking again (with its E
 _PLACEHOLDER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _PLACEHOLDER_LINE = b"DTSTAMP:19700101T000000Z"
 
-_first_served: dict[tuple[str, str], dt.datetime] = {}
-_lock = threading.Lock()
-
 
 def _stamp(when: dt.datetime) -> bytes:
     return b"DTSTAMP:" + when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ").encode()
@@ -47,8 +43,7 @@ def series_feed(series: SeriesSettings) -> tuple[bytes, str, dt.datetime]:
     with site().session() as session:
         content = ics.feed(session, [series], now, stamp=_PLACEHOLDER)
     etag = hashlib.sha256(content).hexdigest()[:32]
-    with _lock:
-        changed = _first_served.setdefault((series.key, etag), now.replace(microsecond=0))
+    changed = site().first_served(series.key, etag, now.replace(microsecond=0))
     return content.replace(_PLACEHOLDER_LINE, _stamp(changed)), etag, changed
 
 

@@ -9,6 +9,7 @@ check-ins; a cancelled one that it was cancelled, and why.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from cafebot.cafe import meetings
 from cafebot.cafe.agenda import agenda_total, open_items
 from cafebot.core.config import SeriesSettings
 from cafebot.core.estimates import format_estimate
+from cafebot.storage import db
 from cafebot.storage.models import (
     AgendaItem,
     CheckIn,
@@ -110,9 +112,21 @@ class Site:
     def now(self) -> dt.datetime:
         return self.app.clock.now()
 
+    def __post_init__(self) -> None:
+        self._readers = db.session_factory(self.app.engine, reader=True)
+        # When this process first served each feed's content (by series and ETag).
+        self._served: dict[tuple[str, str], dt.datetime] = {}
+        self._served_lock = threading.Lock()
+
+    def first_served(self, key: str, etag: str, now: dt.datetime) -> dt.datetime:
+        """When content with ``etag`` of series ``key`` was first served (``now`` if never)."""
+        with self._served_lock:
+            return self._served.setdefault((key, etag), now)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self.app.unit_of_work() as session:
+        """A reading unit of work (on SQLite it takes no write lock from the bot)."""
+        with db.unit_of_work(self._readers) as session:
             yield session
 
     # ------------------------------------------------------------ queries
@@ -150,6 +164,8 @@ class Site:
         if local is None:
             return None
         starts_at, ends_at = meetings.instants(series, local)
+        if ends_at <= now:
+            return None  # a date of the schedule that passed with nothing recorded
         slot = meetings.Slot(date, starts_at, ends_at)
         return self._upcoming(series, None, slot, now)
 
