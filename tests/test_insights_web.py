@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -165,23 +164,10 @@ def test_the_same_numbers_draw_the_same_chart(client: FlaskClient) -> None:
 
 @pytest.mark.slow
 def test_the_page_has_no_serious_accessibility_violations(cafe: Harness, browser: Any) -> None:
-    from tests.test_web_browser import _axe_source
+    # The site's own axe-core check (it skips, saying why, where axe-core is missing).
+    import tests.test_web_browser as site_tests
 
-    axe = _axe_source()  # skips, saying why, where axe-core is not installed
     with serve(cafe.app) as url:
-        browser.get(url + "cafe/insights/")
-        browser.execute_script(axe)
-        browser.set_script_timeout(30)
-        result = browser.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "axe.run(document, {resultTypes: ['violations']})"
-            ".then(r => done(JSON.stringify(r.violations)), e => done(JSON.stringify(String(e))));"
+        site_tests.test_the_pages_have_no_serious_accessibility_violations(
+            url, browser, "cafe/insights/"
         )
-    violations = json.loads(result)
-    assert isinstance(violations, list), violations
-    serious = [
-        (v["id"], v["impact"], [n["html"][:120] for n in v["nodes"]][:3])
-        for v in violations
-        if v.get("impact") in ("serious", "critical")
-    ]
-    assert serious == [], serious
