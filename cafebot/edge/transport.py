@@ -325,6 +325,7 @@ class ZulipBot:
                         self._handled_max = max(self._handled_max, int(item.data))
                         self._save_anchor(force=True)
                         if not self.ready.is_set():
+                            self._catch_up_widgets()  # ticks made while the bot was away
                             # What start-up made stays for good: the collector need not
                             # walk it again on every full collection.
                             gc.freeze()
@@ -334,7 +335,6 @@ class ZulipBot:
                                 self.bot_name,
                                 self.bot_id,
                             )
-                            self._catch_up_widgets()
                             if on_ready is not None:
                                 stop_ready = on_ready(self.chat)
                         continue
