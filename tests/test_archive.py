@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ from cafebot.storage.models import (
 )
 from tests.harness import ADA, CAFE, OLGA, Harness
 from tests.test_archive_reader import FIXTURES, SUMMARIES, fixture
+from tests.webdata import sample_archive
 
 NOW = dt.datetime(2031, 6, 1, 10, 0, tzinfo=dt.UTC)
 
@@ -431,5 +433,23 @@ def test_item_notes_cascade_with_a_replaced_meeting(session_factory: sessionmake
 
 
 def test_fixtures_are_our_own() -> None:
-    # The shared example archive is not copied into the fixtures.
-    assert "Harbour Lab" not in "".join(p.read_text() for p in FIXTURES.glob("*.md"))
+    # The shared example archive (../shared/examples/sample-archive.md, read where it is by
+    # tests/webdata.py) is copied nowhere under tests/fixtures, in whole or in part.
+    sample = sample_archive().read_text(encoding="utf-8")
+    marker = "Harbour Lab"
+    assert marker in sample
+    # Its longer lines, less the template's italic prompts that every archive shares.
+    lines = {
+        line.strip()
+        for line in sample.splitlines()
+        if len(line.strip()) > 40 and not re.fullmatch(r"([-*] )?_[^_]+_", line.strip())
+    }
+    files = [p for p in FIXTURES.parent.rglob("*") if p.is_file()]
+    assert FIXTURES.parent.name == "fixtures" and files
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # not a text file
+        assert marker not in text, path
+        assert not lines & {line.strip() for line in text.splitlines()}, path

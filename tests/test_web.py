@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import re
 import signal
@@ -30,6 +31,17 @@ from cafebot.web.app import create_app
 from cafebot.web.build import MARKER, BuildError, build_site, site_paths
 from tests.harness import ADA, CAFE, OLGA, Harness, sqlite_url
 from tests.webdata import AUG_1, make_cafe
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """`main()` sets up logging on the (captured) standard error: put it back afterwards,
+    or later tests would log to a stream pytest has closed."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.browser import serve, start_browser
-from tests.webdata import NEXT_UTC, SAMPLE, entries_in_file, make_cafe
+from tests.webdata import NEXT_UTC, entries_in_file, make_cafe, sample_archive
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,7 @@ def test_the_next_meeting_shows_its_agenda_and_the_time_in_the_browsers_zone(
 def test_each_imported_meeting_renders_every_entry_of_the_archive_file(
     site_url: str, browser: Any
 ) -> None:
-    expected = entries_in_file(SAMPLE.read_text(encoding="utf-8"))
+    expected = entries_in_file(sample_archive().read_text(encoding="utf-8"))
     assert len(expected) == 7
     for date, entries in expected.items():
         browser.get(f"{site_url}cafe/{date}/")

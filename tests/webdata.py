@@ -9,6 +9,7 @@ hold hostile text (a ``<script>``, an ``onerror=``), which no page may run.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -19,11 +20,33 @@ from cafebot.core.config import ZulipSettings
 from cafebot.notes.importer import import_file
 from tests.harness import ADA, BOB, CAFE, OLGA, Harness
 
-# A verbatim copy of ../shared/examples/sample-archive.md, which issue 15 names for the
-# site's browser tests (tests read no file outside the checkout). It stays apart from
-# tests/fixtures/archives: the importer's own tests keep to fixtures of their own
-# (test_archive.py::test_fixtures_are_our_own).
-SAMPLE = Path(__file__).parent / "fixtures" / "web" / "sample-archive.md"
+ROOT = Path(__file__).resolve().parents[1]
+#: The sample archive issue 15 names for the site's tests: ``../shared/examples/`` beside the
+#: project (CI has it there, as it has ``../shared/zulip-api`` for tests/zulipspec.py), or
+#: where ``CAFEBOT_SAMPLE_ARCHIVE`` points. It is read where it is, never copied into
+#: tests/fixtures (test_archive.py::test_fixtures_are_our_own).
+SAMPLE = Path(
+    os.environ.get(
+        "CAFEBOT_SAMPLE_ARCHIVE", ROOT.parent / "shared" / "examples" / "sample-archive.md"
+    )
+)
+
+
+class SampleMissing(AssertionError):
+    """The sample archive is not there: the site's tests cannot run (and must not skip)."""
+
+
+def sample_archive() -> Path:
+    """:data:`SAMPLE`, which must be there: the tests fail rather than skip without it."""
+    if not SAMPLE.is_file():
+        raise SampleMissing(
+            f"{SAMPLE} is missing: the site's tests import the sample archive from "
+            f"../shared/examples/sample-archive.md beside the project (CI has it; set "
+            f"CAFEBOT_SAMPLE_ARCHIVE to point elsewhere). They fail rather than skip without it."
+        )
+    return SAMPLE
+
+
 AUG_1 = dt.datetime(2031, 8, 1, 10, 0, tzinfo=dt.UTC)
 NEXT = dt.date(2031, 8, 19)
 NEXT_UTC = dt.datetime(2031, 8, 19, 14, 0, tzinfo=dt.UTC)
@@ -53,7 +76,7 @@ def make_cafe(tmp: Path) -> Harness:
     hostile = tmp / "2030.md"
     hostile.write_text(HOSTILE_ARCHIVE, encoding="utf-8")
     with h.app.unit_of_work() as session:
-        for path in (SAMPLE, hostile):
+        for path in (sample_archive(), hostile):
             import_file(session, CAFE, path, AUG_1)
     for text, who in (
         ("agenda 10m Release plans", ADA),
