@@ -8,7 +8,9 @@ include_anchor, narrow and apply_markdown; the 5,000 cap), ``messages/{id}``
 (get, update within the edit time limit, delete), reactions,
 ``users/me/subscriptions``, ``get_stream_id`` and ``scheduled_messages`` (create, list,
 edit, delete; delivered at their time by a thread of the fake, as Zulip's delivery
-worker does). Every API response carries
+worker does), ``user_uploads`` (one file in a multipart body, answered with its ``uri``;
+:meth:`FakeZulip.inline_images` says which uploaded images a message shows inline, as
+Zulip previews them). Every API response carries
 ``X-RateLimit-*`` headers from a configurable window; too many requests get a
 429 with a float ``retry-after``. Content over ``max_message_length`` is
 truncated as Zulip does, and topics over ``max_topic_length``.
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.parser
+import email.policy
 import html
 import itertools
 import json
@@ -40,7 +44,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 # The server recorded in ../shared/zulip-api/recorded.json ("server").
 ZULIP_VERSION = "9.0-dev+git"
@@ -151,6 +155,7 @@ class Request:
     answer: Any = None  # the JSON body answered (None: cut, or not JSON)
     headers: dict[str, str] = field(default_factory=dict)  # the headers answered
     fault: str | None = None  # the kind of fault injected into this request, if any
+    files: list[UploadedFile] = field(default_factory=list)  # multipart/form-data file parts
 
 
 class _Server(ThreadingHTTPServer):
@@ -174,7 +179,101 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class FakeZulip:
+# ====================================================================== uploads
+# POST /user_uploads (zulip.yaml, operationId upload-file): one file in a multipart/form-data
+# body (the zulip client names the part after the file); the answer at feature level 266 is
+# {"uri": "/user_uploads/<realm id>/<2 hex>/<24 random>/<file name>"} and nothing else (the
+# schema allows no other key; newer levels add "url" and "filename"). Refusals are the common
+# 400 JsonError: no file, more than one, or a file over the server's limit (25 MiB by default:
+# MAX_FILE_UPLOAD_SIZE in zulip.yaml's description). A message that links an uploaded image
+# by that path, ``[chart.png](/user_uploads/...)``, is shown by Zulip with the image inline
+# (its preview); :meth:`FakeZulip.inline_images` says which images a message shows so.
+
+REALM_ID = 2
+MAX_FILE_UPLOAD_MIB = 25
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+_UPLOAD_LINK_RE = re.compile(r"\[[^\]\n]*\]\((?:https?://[^/)\s]+)?(/user_uploads/[^)\s]+)\)")
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    field: str  # the form field's name
+    filename: str
+    content_type: str | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    path: str  # /user_uploads/...
+    owner: int
+    file: UploadedFile
+
+
+def _form_body(content_type: str, raw: bytes) -> tuple[str, list[UploadedFile]]:
+    """A request body as form text, and the file parts of a multipart/form-data one."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return raw.decode(), []
+    parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+    fields: list[tuple[str, str]] = []
+    files: list[UploadedFile] = []
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition") or ""
+        filename = part.get_filename()
+        data = part.get_payload(decode=True) or b""
+        if filename is None:
+            fields.append((str(name), data.decode()))
+        else:
+            ctype = part.get("Content-Type")
+            files.append(UploadedFile(str(name), filename, ctype, data))
+    return urlencode(fields), files
+
+
+def _upload(fake: FakeZulip, user: User, files: list[UploadedFile]) -> dict[str, Any]:
+    if not files:
+        raise _ApiError(400, "You must specify a file to upload")
+    if len(files) > 1:
+        raise _ApiError(400, "You may only upload one file at a time")
+    file = files[0]
+    if len(file.data) > fake.max_file_upload_mib * 1024 * 1024:
+        raise _ApiError(
+            400, f"Uploaded file is larger than the allowed limit of {fake.max_file_upload_mib} MiB"
+        )
+    name = re.sub(r"[^\w.-]+", "-", file.filename.rsplit("/", 1)[-1]).strip("-") or "uploaded-file"
+    path = f"/user_uploads/{REALM_ID}/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex[:24]}/{name}"
+    with fake.lock:
+        fake.uploads[path] = StoredUpload(path, user.id, file)
+    return _ok(uri=path)
+
+
+class _Uploads:
+    """FakeZulip's side of uploads (mixed in): what was uploaded, what a message shows."""
+
+    lock: threading.Condition
+    messages: dict[int, StoredMessage]
+
+    def _init_uploads(self) -> None:
+        self.uploads: dict[str, StoredUpload] = {}
+        self.max_file_upload_mib = MAX_FILE_UPLOAD_MIB
+
+    def inline_images(self, message_id: int) -> list[StoredUpload]:
+        """The uploaded images that message ``message_id`` shows inline, as Zulip does: each
+        linked by its ``/user_uploads/…`` path (relative, or on the server's own address), an
+        image by its name, and uploaded by the message's sender (who may share it)."""
+        with self.lock:
+            message = self.messages[message_id]
+            shown = []
+            for path in _UPLOAD_LINK_RE.findall(message.content):
+                upload = self.uploads.get(path)
+                image = path.lower().endswith(_IMAGE_SUFFIXES)
+                if upload is not None and image and upload.owner == message.sender_id:
+                    shown.append(upload)
+            return shown
+
+
+class FakeZulip(_Uploads):
     """The fake server. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
 
     def __init__(
@@ -219,6 +318,7 @@ class FakeZulip:
         self._thread: threading.Thread | None = None
         self._init_scheduled()
         self._init_widgets()
+        self._init_uploads()
 
     # ------------------------------------------------------------ running
 
@@ -1001,11 +1101,12 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
+        raw = self.rfile.read(length) if length else b""
+        body, files = _form_body(self.headers.get("Content-Type", ""), raw)
         params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         params.update({k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()})
         path = url.path.removeprefix("/api/v1/").removeprefix("/json/").strip("/")
-        record = Request(time.time(), method, path, 0, params=params)
+        record = Request(time.time(), method, path, 0, params=params, files=files)
         with fake.lock:
             fake.requests.append(record)
         try:
@@ -1136,7 +1237,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
             return 400, body, headers
         try:
-            return 200, _Api(fake, user, params).route(method, path), headers
+            return 200, _Api(fake, user, params, record.files).route(method, path), headers
         except _ApiError as exc:
             return exc.status, exc.body, headers
 
@@ -1207,10 +1308,17 @@ def _bool(value: str | None, default: bool) -> bool:
 class _Api:
     """The endpoints, for one authenticated user."""
 
-    def __init__(self, fake: FakeZulip, user: User, params: dict[str, str]) -> None:
+    def __init__(
+        self,
+        fake: FakeZulip,
+        user: User,
+        params: dict[str, str],
+        files: list[UploadedFile] | None = None,
+    ) -> None:
         self.fake = fake
         self.user = user
         self.params = params
+        self.files = files or []
 
     def route(self, method: str, path: str) -> dict[str, Any]:
         parts = path.split("/")
@@ -1243,6 +1351,8 @@ class _Api:
             return self.get_messages()
         if parts[0] == "scheduled_messages":
             return self.scheduled_messages(method, parts[1:])
+        if path == "user_uploads" and method == "POST":
+            return _upload(self.fake, self.user, self.files)
         if parts[0] == "messages" and len(parts) >= 2 and parts[1].isdigit():
             message_id = int(parts[1])
             if len(parts) == 3 and parts[2] == "reactions":

@@ -169,7 +169,7 @@ class Harness:
         reactions = [m["emoji_name"] for kind, m in self.stub.transcript if kind == "react"]
         replies = [m["content"] for kind, m in self.stub.transcript if kind == "send_reply"]
         sent = [
-            (m["to"], m["topic"], m["content"])
+            (m["to"], m.get("topic", ""), m["content"])
             for kind, m in self.stub.transcript
             if kind == "send_message"
         ]

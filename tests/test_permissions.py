@@ -36,6 +36,7 @@ WHO_MAY = {
     "next": ANYONE,
     "notes": ANYONE,
     "search": ANYONE,
+    "insights": ANYONE,  # its `lapsed` list: organisers only (tests/test_insights.py)
     "now": ANYONE,
     "help": ANYONE,
     "note": ANYONE,
@@ -63,7 +64,7 @@ WHO_MAY = {
     "publish": ORGANISERS,
 }
 # Commands that only show something: accepted, they change nothing.
-READ_ONLY = {"list", "next", "notes", "search", "now", "help", "actions"}
+READ_ONLY = {"list", "next", "notes", "search", "now", "help", "actions", "insights"}
 
 ROLES = ("attendee", "owner", "organiser", "bot", "direct message")
 # Ada owns every entry the cells act on; Bob and Dana attend (Dana by direct message);
@@ -178,6 +179,7 @@ ENTRY_COMMANDS = {
     "next": "next",
     "notes": "notes",
     "search": "search Item",
+    "insights": "insights",
     "help": "help agenda",
     "use": "use cafe",
     "itsme": "itsme",

@@ -34,6 +34,7 @@ from cafebot.cafe import info as _info  # noqa: F401  isort: skip
 from cafebot.cafe import search as _search  # noqa: F401  isort: skip
 from cafebot.cafe import lifecycle as _lifecycle  # noqa: F401  isort: skip
 from cafebot.cafe import actions as _actions  # noqa: F401  isort: skip
+from cafebot.insights import commands as _insights  # noqa: F401  isort: skip
 
 log = logging.getLogger("cafebot")
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cafebot.cli import archive, database, meetings, operations, running, web
+from cafebot.cli import archive, database, insights, meetings, operations, running, web
 from cafebot.cli.common import common_options
 
 Handler = Callable[[argparse.Namespace], int]
@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--series", help="the series' name in the config (needed if there are several)")
     p.set_defaults(func=archive.cmd_archive_export)
+
+    insights.add_parser(sub, common)
 
     p = sub.add_parser(
         "backup",

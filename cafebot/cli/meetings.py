@@ -212,3 +212,10 @@ class _NoZulip:
 
     def react(self, message: object, emoji: str) -> None:
         self._refuse()
+
+    def direct(self, user_id: int, text: str) -> None:
+        self._refuse()
+
+    def upload(self, filename: str, data: bytes) -> str:
+        self._refuse()
+        return ""

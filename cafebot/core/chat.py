@@ -89,6 +89,15 @@ class Chat(Protocol):
     def edit(self, message_id: int, text: str) -> None:
         """Replace the text of a message the bot sent; :class:`EditNotAllowed` if refused."""
 
+    def direct(self, user_id: int, text: str) -> None:
+        """Send a direct message to one user (by their Zulip user id)."""
+
+    def upload(self, filename: str, data: bytes) -> str:
+        """Upload a file (Zulip's ``POST /user_uploads``; the server tells its type by the
+        name's ending); the address to link it by in a message (``/user_uploads/…``:
+        ``[chart.png](/user_uploads/…)`` shows it inline). :class:`SendFailed` when the
+        server refused it or was not reached."""
+
 
 @runtime_checkable
 class StagesReplies(Protocol):

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 import zulip
 
+from cafebot.core.chat import Message, SendFailed
 from cafebot.core.config import ZulipSettings
 from cafebot.edge.pacing import ZulipError
 
@@ -64,3 +65,28 @@ class RedactKey(logging.Filter):
             record.msg = record.getMessage().replace(self.secret, "***")
             record.args = None
         return True
+
+
+def upload_path(answer: dict[str, Any]) -> str:
+    """Where ``POST /user_uploads`` put the file: ``/user_uploads/…``.
+
+    zulip.yaml (feature level 266) answers it as ``uri``; newer servers add ``url`` (the
+    same path) and ``filename``, and deprecate ``uri``: read ``url`` where it is given.
+    """
+    path = answer.get("url") or answer.get("uri")
+    if not isinstance(path, str) or not path:
+        raise SendFailed("Zulip's answer to the upload gave no address for the file")
+    return path
+
+
+def direct_to(user_id: int) -> Message:
+    """A stand-in for a one-to-one conversation with ``user_id``: replying to it sends them a
+    direct message (the bot is never among its participants)."""
+    return Message(
+        id=None,
+        sender_id=user_id,
+        sender_name="",
+        sender_email="",
+        content="",
+        recipient_ids=(user_id,),
+    )

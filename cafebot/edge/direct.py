@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 from cafebot.core.chat import EditNotAllowed, Message, SendFailed
 from cafebot.core.config import Settings, ZulipSettings
-from cafebot.edge.client import NETWORK_ERRORS, SCHEDULED_MESSAGES_LEVEL, make_client
+from cafebot.edge.client import (
+    NETWORK_ERRORS,
+    SCHEDULED_MESSAGES_LEVEL,
+    make_client,
+    upload_path,
+)
+from cafebot.edge.pacing import named_file
 
 
 class DirectChat:
@@ -21,10 +27,16 @@ class DirectChat:
         self._secret = settings.key or ""
         self.max_message_length = 10_000
 
-    def _call(self, method: str, endpoint: str, request: dict[str, Any]) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        endpoint: str,
+        request: dict[str, Any],
+        files: list[IO[bytes]] | None = None,
+    ) -> dict[str, Any]:
         try:
             result: dict[str, Any] = self._client.call_endpoint(
-                url=endpoint, method=method, request=request
+                url=endpoint, method=method, request=request, files=files
             )
         except NETWORK_ERRORS as exc:
             raise SendFailed(f"Zulip could not be reached: {type(exc).__name__}") from exc
@@ -60,6 +72,19 @@ class DirectChat:
         result = self._call("PATCH", f"messages/{message_id}", {"content": text})
         if result.get("result") != "success":
             raise EditNotAllowed(f"Zulip refused to edit message {message_id}: {result.get('msg')}")
+
+    def direct(self, user_id: int, text: str) -> None:
+        result = self._call(
+            "POST", "messages", {"type": "private", "to": [user_id], "content": text}
+        )
+        if result.get("result") != "success":
+            raise SendFailed(f"Zulip refused the direct message: {result.get('msg', '')}")
+
+    def upload(self, filename: str, data: bytes) -> str:
+        result = self._call("POST", "user_uploads", {}, files=[named_file(filename, data)])
+        if result.get("result") != "success":
+            raise SendFailed(f"Zulip refused the upload: {result.get('msg', '')}")
+        return upload_path(result)
 
     def reply(self, message: Message, text: str) -> None:
         raise SendFailed("a one-off command has no conversation to reply in")

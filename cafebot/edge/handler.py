@@ -10,11 +10,13 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
 from cafebot.bot.app import App, Bot
 from cafebot.commands.registry import help_overview
-from cafebot.core.chat import Chat, Message
+from cafebot.core.chat import Chat, Message, SendFailed
+from cafebot.edge.client import upload_path
+from cafebot.edge.pacing import named_file
 
 log = logging.getLogger("cafebot")
 
@@ -31,6 +33,8 @@ class BotHandler(Protocol):
     def send_message(self, message: dict[str, Any]) -> Any: ...
 
     def update_message(self, message: dict[str, Any]) -> Any: ...
+
+    def upload_file(self, file: IO[Any]) -> Any: ...
 
 
 _MENTION_RE = re.compile(r"^@_?\*\*(?P<name>[^*|\n]+?)(?:\|(?P<id>\d+))?\*\*[\s:,]*")
@@ -100,6 +104,16 @@ class BotHandlerChat:
 
     def edit(self, message_id: int, text: str) -> None:
         self.handler.update_message({"message_id": message_id, "content": text})
+
+    def direct(self, user_id: int, text: str) -> None:
+        self.handler.send_message({"type": "private", "to": [user_id], "content": text})
+
+    def upload(self, filename: str, data: bytes) -> str:
+        answer = self.handler.upload_file(named_file(filename, data))
+        if not isinstance(answer, Mapping) or answer.get("result", "success") != "success":
+            msg = answer.get("msg", "") if isinstance(answer, Mapping) else ""
+            raise SendFailed(f"Zulip refused the upload: {msg or 'no reason given'}")
+        return upload_path(dict(answer))
 
 
 class CafeHandler:

@@ -156,6 +156,7 @@ class _Call:
     params: dict[str, Any]
     retry: bool
     future: Future[dict[str, Any]] = field(default_factory=Future)
+    files: tuple[tuple[str, bytes], ...] = ()  # (name, content), sent as multipart/form-data
 
 
 _Outgoing = _Post | _React | _Edit | _Call
@@ -475,7 +476,9 @@ class Outbox:
                 self._react(api, item, retry=True)
         elif isinstance(item, _Call):
             try:
-                answer = api.call(item.method, item.path, item.params, retry=item.retry)
+                answer = api.call(
+                    item.method, item.path, item.params, retry=item.retry, files=item.files
+                )
             except Stopped:
                 raise
             except ZulipError as exc:  # refused, or not reached (the caller decides)

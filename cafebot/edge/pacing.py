@@ -17,13 +17,14 @@ reports, and asks it how long to wait.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import math
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -374,9 +375,13 @@ class Api:
         *,
         retry: bool,
         timeout: float | None = None,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> dict[str, Any]:
         """One API call. 429 is always waited out (the request was not processed);
-        connection errors, timeouts and 5xx are retried with backoff when ``retry``."""
+        connection errors, timeouts and 5xx are retried with backoff when ``retry``.
+
+        ``files``: (name, content) of files sent as ``multipart/form-data``
+        (``POST /user_uploads``)."""
         backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
         limiter = self._limiter_for(method, url)
         while True:
@@ -387,7 +392,7 @@ class Api:
             if self.stopper.stopped:
                 raise Stopped(url)
             try:
-                return self.once(method, url, request, timeout)
+                return self.once(method, url, request, timeout, files)
             except RateLimited as exc:
                 waited = limiter.hit(exc.retry_after)
                 log.warning("Zulip rate limit reached; waiting %.1f s as it asks", waited)
@@ -400,17 +405,26 @@ class Api:
                     raise Stopped(url) from exc
 
     def once(
-        self, method: str, url: str, request: dict[str, Any] | None, timeout: float | None
+        self,
+        method: str,
+        url: str,
+        request: dict[str, Any] | None,
+        timeout: float | None,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> dict[str, Any]:
         limiter = self._limiter_for(method, url)
         limiter.spend()
         self._last = (0, {})
+        extra: dict[str, Any] = {}
+        if files:  # a fresh file object for each try: the client sends it by its name
+            extra["files"] = [named_file(name, content) for name, content in files]
         try:
             result: dict[str, Any] = self.client.call_endpoint(
                 url=url,
                 method=method,
                 request=request or {},
                 timeout=timeout or self.tuning.request_timeout,
+                **extra,
             )
         except self.network_errors as exc:
             limiter.update({})  # it may have reached the server, and count in its window
@@ -439,3 +453,10 @@ class Api:
                 self.clean(str(result.get("msg", "unknown error"))),
             )
         return result
+
+
+def named_file(name: str, content: bytes) -> io.BytesIO:
+    """A file object of ``content`` called ``name`` (the upload's file name)."""
+    file = io.BytesIO(content)
+    file.name = name
+    return file

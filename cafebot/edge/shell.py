@@ -10,8 +10,10 @@ import datetime as dt
 import getpass
 import re
 import sys
+import tempfile
 import zlib
-from typing import Any, TextIO
+from pathlib import Path
+from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo
 
 from cafebot.bot.app import App
@@ -56,6 +58,7 @@ class TerminalBotHandler:
         self.out = out
         self.tz = tz
         self._next_id = 0
+        self._uploads: Path | None = None  # where files "uploaded" in this session are kept
 
     def _local(self, text: str) -> str:
         def show(m: re.Match[str]) -> str:
@@ -82,7 +85,19 @@ class TerminalBotHandler:
         return self._print(f":{emoji_name}:" + (f" ({gloss})" if gloss else ""))
 
     def send_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        if message.get("type") == "private":
+            return self._print(f"[direct message to you]\n{message['content']}")
         return self._print(f"[{message.get('to')} > {message.get('topic')}]\n{message['content']}")
+
+    def upload_file(self, file: IO[Any]) -> dict[str, Any]:
+        """No server to upload to: the file is saved on this machine, and linked by its path."""
+        if self._uploads is None:
+            self._uploads = Path(tempfile.mkdtemp(prefix="cafebot-uploads-"))
+        name = Path(str(getattr(file, "name", "") or "upload")).name
+        self._next_id += 1
+        path = self._uploads / f"{self._next_id}-{name}"
+        path.write_bytes(file.read())
+        return {"result": "success", "msg": "", "uri": path.as_uri()}
 
     def update_message(self, message: dict[str, Any]) -> dict[str, Any]:
         return self._print(f"[edited]\n{message['content']}")

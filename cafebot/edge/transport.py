@@ -57,7 +57,9 @@ from cafebot.edge.client import (
     FatalError,
     RedactKey,
     clone,
+    direct_to,
     make_client,
+    upload_path,
 )
 from cafebot.edge.events import EventPoller, Inbound
 from cafebot.edge.handler import CafeHandler, command_text, strip_mention
@@ -120,6 +122,21 @@ class ZulipChat:
         item = _Edit(message_id, text)
         self._bot.outbox.enqueue(item)
         item.future.result()
+
+    def direct(self, user_id: int, text: str) -> None:
+        """A direct message to one user, queued and stored like a reply."""
+        self._bot.outbox.queue_reply(direct_to(user_id), text)
+
+    def upload(self, filename: str, data: bytes) -> str:
+        """``POST /user_uploads`` through the paced queue; the file's ``/user_uploads/…`` path."""
+        item = _Call("POST", "user_uploads", {}, retry=True, files=((filename, data),))
+        self._bot.outbox.enqueue(item)
+        try:
+            return upload_path(item.future.result())
+        except ApiError as exc:
+            raise SendFailed(f"Zulip refused the upload: {exc.msg}") from exc
+        except ZulipError as exc:
+            raise SendFailed(f"Zulip was not reached: {exc}") from exc
 
     # -------------------------------------------------- scheduled messages (SchedulesMessages)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -208,6 +209,13 @@ _BOLD_RE = re.compile(r"^\*\*([^*\n]{1,80}?)\s*:?\*\*\s*")
 _CODE_HANDLE_RE = re.compile(r"^`@?([A-Za-z0-9-]{1,39})`\s*")
 _AT_HANDLE_RE = re.compile(r"^@([A-Za-z0-9-]{1,39}):\s*")  # how an intro of a handle is written
 _NAME_COLON_RE = re.compile(r"^([^:\[\]()*_`<>/\\#|]{1,80}?)\s*:(?:\s+|$)")
+# ``Name - text`` or ``Name — text``: a dash with white space on both sides after the name.
+_NAME_DASH_RE = re.compile(r"^([^:\[\]()*_`<>/\\#|]{1,80}?)\s+[-\u2013\u2014]\s+")
+# A name written as a Markdown link, ``[Name](https://…)``, ``[@handle](https://github.com/…)``.
+_LINK_NAME_RE = re.compile(r"^\[([^\[\]\n]{1,200})\]\(\s*<?(https?://[^)\s>]+)>?\s*\)")
+_URL_RE = re.compile(r"<?https?://[^\s/][^\s]*")
+# A GitHub profile's address: ``https://github.com/handle`` (a trailing ``/`` allowed).
+_GITHUB_URL_RE = re.compile(r"^<?https?://(?:www\.)?github\.com/([A-Za-z0-9-]{1,39})/?>?$")
 # One to five words, each starting with a letter: "Ada", "Joan Clarke", "Mary-Kate O'Neil".
 _NAME_RE = re.compile(r"^[^\W\d_][\w.'\u2019-]*(?: [^\W\d_][\w.'\u2019-]*){0,4}$")
 # The one separator between an entry's head (a name, a tag, an estimate) and its text:
@@ -223,7 +231,7 @@ _NOTE_KIND_RE = re.compile(
 
 def _handle(raw: str) -> str | None:
     value = raw.strip().strip("`")
-    link = _GITHUB_LINK_RE.match(value)
+    link = _GITHUB_LINK_RE.match(value) or _GITHUB_URL_RE.match(value)
     if link:
         value = link.group(1)
     value = value.removeprefix("@")
@@ -234,17 +242,54 @@ def _looks_like_handle(raw: str) -> bool:
     value = raw.strip()
     return (
         value.startswith(("@", "`@", "[@"))
-        or bool(_GITHUB_LINK_RE.match(value))
+        or bool(_GITHUB_LINK_RE.match(value) or _GITHUB_URL_RE.match(value))
         or (" " not in value and GITHUB_RE.match(value) is not None and not value[:1].isupper())
     )
 
 
+def _linked_name(text: str) -> tuple[str | None, str | None, int] | None:
+    """A name written as a Markdown link at the start of ``text``: (name, GitHub handle,
+    where the link ends), or None when ``text`` opens with no such link.
+
+    ``[Ada Lovelace](https://example.org/ada)`` names Ada Lovelace; a link to a GitHub
+    profile gives the handle too, and ``[@ada](https://github.com/ada)`` the handle alone.
+    """
+    m = _LINK_NAME_RE.match(text)
+    if m is None:
+        return None
+    label, url = m.group(1).strip(), m.group(2)
+    profile = _GITHUB_URL_RE.match(url)
+    github = profile.group(1) if profile else None
+    if label.startswith("@") and GITHUB_RE.match(label[1:]):
+        return None, github or label[1:], m.end()
+    if not _is_name(unescape(label)):
+        return None
+    return unescape(label), github, m.end()
+
+
+def _fields(text: str) -> list[str]:
+    """A check-in's fields, split at its first two ``/`` (none inside a bare address)."""
+    urls = [m.span() for m in _URL_RE.finditer(text)]
+    cuts = [
+        m.start()
+        for m in _FIELD_SPLIT_RE.finditer(text)
+        if not any(start <= m.start() < end for start, end in urls)
+    ][:2]
+    bounds = [-1, *cuts, len(text)]
+    return [text[a + 1 : b].strip() for a, b in itertools.pairwise(bounds)]
+
+
 def parse_checkin_line(text: str) -> ParsedCheckin | None:
     """``Name / @handle / Affiliation`` with one, two or three fields; None if it is no check-in."""
-    parts = [p.strip() for p in _FIELD_SPLIT_RE.split(text, maxsplit=2)]
+    parts = _fields(text)
     name = parts[0]
     if not name or len(name) > MAX_NAME or is_italic(name):
         return None
+    linked = _linked_name(name)
+    if linked is not None and linked[0] is not None and linked[2] == len(name):
+        name = linked[0]  # [Name](https://…): the name is the link's text
+        if linked[1] is not None and len(parts) == 1:
+            parts.append(f"@{linked[1]}")  # a link to a GitHub profile gives the handle
     github = affiliation = None
     if len(parts) == 2:
         if _looks_like_handle(parts[1]):
@@ -261,7 +306,9 @@ def parse_checkin_line(text: str) -> ParsedCheckin | None:
         affiliation = parts[2] or None
     if affiliation is not None and len(affiliation) > MAX_NAME:
         return None
-    return ParsedCheckin(unescape(name), github, _unescaped(affiliation))
+    if github is None and linked is not None and linked[0] is not None:
+        github = linked[1]
+    return ParsedCheckin(name if linked else unescape(name), github, _unescaped(affiliation))
 
 
 def _author(line: str, *, bold: bool, bold_then_estimate: bool = False) -> tuple[str | None, str]:
@@ -328,20 +375,34 @@ def _nested_text(nested: list[tuple[int, str]]) -> list[str]:
 
 
 def parse_intro_line(first: str, nested: list[tuple[int, str]]) -> ParsedIntro | None:
-    """``Name: text``, ``**Name** text``, `` `handle` — text``, ``@handle: text`` or
+    """``Name: text``, ``Name - text``, ``Name — text``, ``**Name** text``,
+    ``[Name](https://…): text``, `` `handle` — text``, ``@handle: text`` or
     ``[name=Name] text``; None if the line names nobody."""
     name = github = None
     if m := _CODE_HANDLE_RE.match(first) or _AT_HANDLE_RE.match(first):
         github, rest = m.group(1), first[m.end() :]
+    elif (linked := _linked_name(first)) is not None and _opens_text(first[linked[2] :]):
+        name, github, end = linked
+        rest = first[end:]
     else:
         name, rest = _author(first, bold=True)
-        if name is None and (m := _NAME_COLON_RE.match(first)) and _is_name(m.group(1).strip()):
-            name, rest = m.group(1).strip(), first[m.end() :]
+        if name is None:
+            for pattern in (_NAME_COLON_RE, _NAME_DASH_RE):
+                if (m := pattern.match(first)) and _is_name(m.group(1).strip()):
+                    name, rest = m.group(1).strip(), first[m.end() :]
+                    break
         if name is None:
             return None
     rest = _text_after(first[: len(first) - len(rest)], rest)
     text = "\n".join([unescape(rest), *_nested_text(nested)]).strip("\n")
     return ParsedIntro(name, github, text)
+
+
+def _opens_text(rest: str) -> bool:
+    """After a linked name, the separator that makes it an introduction's head: a colon
+    or a dash (``[Ada](https://…): text``), not a sentence going on (``[Ada](…) and I``)."""
+    rest = rest.lstrip()
+    return not rest or rest.startswith(":") or _SEPARATOR_RE.match(rest) is not None
 
 
 def parse_shoutout_line(

@@ -24,17 +24,18 @@ from werkzeug.exceptions import HTTPException
 
 from cafebot.bot.app import App
 from cafebot.core.config import SeriesSettings
-from cafebot.web import feeds, health, pages, search
+from cafebot.web import feeds, health, insights, pages, search
 from cafebot.web.site import EXTENSION, Site, site
 
 #: The groups of pages, in the order they are registered.
-BLUEPRINTS: list[Blueprint] = [pages.bp, feeds.bp, search.bp, health.bp]
+BLUEPRINTS: list[Blueprint] = [pages.bp, feeds.bp, search.bp, insights.bp, health.bp]
 
 #: The tabs of a series' pages: (label, endpoint); each endpoint takes ``series``.
 SERIES_NAV: list[tuple[str, str]] = [
     ("Next meeting", "pages.front"),
     ("Archive", "pages.archive"),
     ("Search", "search.search_page"),
+    ("Insights", "insights.insights_page"),
 ]
 
 

@@ -48,7 +48,7 @@ def site_paths(flask: Flask) -> list[str]:
     with site.session() as session:
         for series in site.series:
             key = series.key
-            paths += [f"/{key}/", f"/{key}/archive/"]
+            paths += [f"/{key}/", f"/{key}/archive/", f"/{key}/insights/"]
             paths += [f"/{key}/archive/{year}/" for year in site.years(session, series)]
             paths += [f"/{key}/{d.isoformat()}/" for d in site.published_dates(session, series)]
             for coming in site.upcoming(session, series, FRONT_COMING):
