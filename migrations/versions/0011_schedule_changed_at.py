@@ -4,7 +4,7 @@ The site's calendar feed reads its ``Last-Modified`` from it (with the moment th
 feed's window last moved), so that every instance and restart gives the same time.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0009"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
