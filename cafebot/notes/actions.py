@@ -2,9 +2,9 @@
 
 The bot's own form, a nested bullet ``**Action** - [name=Who] text`` (and the bold
 markers the reader takes for actions), and the free forms people write at the start
-of a note: ``Action:``, ``Action item:``, ``AI:``, ``TODO:``, possibly with a name
-(``AI: [name=Bob] …``, ``TODO (Bob): …``, ``Action: @bob …``, ``AI: Bob to …``,
-``TODO Bob: …``). A ticked box (``[x]``), a struck-through text (``~~…~~``) or a
+of a note: ``Action:``, ``Action item:``, ``AI:``, ``Todo:`` (in any letter case),
+possibly with a name (``AI: [name=Bob] …``, ``Todo (Bob): …``, ``Action: @bob …``,
+``AI: Bob to …``, ``Todo Bob: …``). A ticked box (``[x]``), a struck-through text (``~~…~~``) or a
 closing ``(done)`` mark it done.
 
 The note keeps its text exactly as written (the archive exports it back as it was);
@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from cafebot.core.text import unescape
 from cafebot.storage.models import Action, ActionStatus, ItemNote, NoteKind, Series
 
-# "Action:", "Action item -", "AI:", "TODO:", "To-do (Bob):", "TODO Bob:" at a note's start.
+# "Action:", "Action item -", "AI:", "Todo:", "To-do (Bob):", "todo Bob:" at a note's start
+# (any letter case).
 _PREFIX_RE = re.compile(
     r"^(?:action(?:\s+items?)?|ai|todo|to-do|to\s+do)"
     r"(?:\s*\((?P<paren>[^()\n]{1,80})\)"
