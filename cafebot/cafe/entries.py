@@ -6,9 +6,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, inspect, select, update
+from sqlalchemy import bindparam, func, inspect, select
 from sqlalchemy.orm import Session, object_session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from cafebot.cafe import action_notes, people
 from cafebot.cafe.agenda import listing, open_items, renumber
@@ -25,6 +24,7 @@ from cafebot.commands.converters import (
 from cafebot.commands.errors import UserError
 from cafebot.commands.registry import ACK, OVER_SLOT, Outcome, Who, command
 from cafebot.core.text import bullet_lines, clean, one_line
+from cafebot.storage.counters import take_numbers
 from cafebot.storage.models import (
     AgendaItem,
     Base,
@@ -145,26 +145,7 @@ _COUNTERS = {
 
 def next_ref(session: Session, meeting: Meeting, kind: str) -> int:
     """The meeting's next reference of ``kind``; no two transactions get the same."""
-    attr = _COUNTERS[kind]
-    if meeting.id is None:  # not stored yet: nobody else can see it
-        value: int = getattr(meeting, attr) or 1
-        setattr(meeting, attr, value + 1)
-        return value
-    # One statement takes the number and moves the counter on, under the row's write
-    # lock on every backend; the object is told, without becoming a change to flush.
-    column = getattr(Meeting, attr)
-    moved: int = (
-        session.connection()
-        .execute(
-            update(Meeting)
-            .where(Meeting.id == meeting.id)
-            .values({attr: func.coalesce(column, 1) + 1})
-            .returning(column)
-        )
-        .scalar_one()
-    )
-    set_committed_value(meeting, attr, moved)
-    return moved - 1
+    return take_numbers(session, meeting, _COUNTERS[kind])
 
 
 @command(
@@ -347,32 +328,13 @@ def _take_note_refs(session: Session, item: AgendaItem, count: int) -> int:
     After the item's last note as well, should its counter lag (a row restored from a
     backup made before the counter existed).
     """
-    if item.id is None:  # not stored yet: nobody else can see it
-        last = max((n.position for n in item.notes), default=0)
-        first = max(item.next_note_ref or 1, last + 1)
-        item.next_note_ref = first + count
-        return first
-    column = AgendaItem.next_note_ref
-    # Moving the counter on takes the row's write lock: a second note waits for this one.
-    counter: int = (
-        session.connection()
-        .execute(
-            update(AgendaItem)
-            .where(AgendaItem.id == item.id)
-            .values({column: func.coalesce(column, 1) + count})
-            .returning(column)
-        )
-        .scalar_one()
-    )
-    last = session.scalar(_LAST_NOTE, {"item_id": item.id}) or 0
-    first = max(counter - count, last + 1)
-    if first + count != counter:
-        counter = first + count
-        session.connection().execute(
-            update(AgendaItem).where(AgendaItem.id == item.id).values({column: counter})
-        )
-    set_committed_value(item, "next_note_ref", counter)
-    return first
+
+    def last_note() -> int:
+        if item.id is None:
+            return max((n.position for n in item.notes), default=0)
+        return session.scalar(_LAST_NOTE, {"item_id": item.id}) or 0
+
+    return take_numbers(session, item, "next_note_ref", count, in_use=last_note)
 
 
 @command(

@@ -11,41 +11,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
+from cafebot.storage.counters import take_numbers
 from cafebot.storage.models import Action, ActionStatus, Meeting, MeetingState, Series
 
 CLOSED = (ActionStatus.DONE, ActionStatus.DROPPED)
 
 
 def take_number(session: Session, series: Series) -> int:
-    """The series' next action number; no two transactions get the same."""
-    if series.id is None:
-        value = series.next_action_ref or 1
-        series.next_action_ref = value + 1
-        return value
-    column = Series.next_action_ref
-    moved: int = (
-        session.connection()
-        .execute(
-            update(Series)
-            .where(Series.id == series.id)
-            .values({column: func.coalesce(column, 1) + 1})
-            .returning(column)
-        )
-        .scalar_one()
-    )
-    # A row restored from an older backup may lag behind its actions' numbers.
-    highest = session.scalar(select(func.max(Action.number)).where(Action.series_id == series.id))
-    if highest is not None and moved - 1 <= highest:
-        moved = highest + 2
-        session.connection().execute(
-            update(Series).where(Series.id == series.id).values({column: moved})
-        )
-    set_committed_value(series, "next_action_ref", moved)
-    return moved - 1
+    """The series' next action number; no two transactions get the same (after its
+    actions' highest, should a row restored from an older backup lag behind them)."""
+
+    def highest() -> int:
+        if series.id is None:  # not stored yet: it has no actions
+            return 0
+        query = select(func.max(Action.number)).where(Action.series_id == series.id)
+        return session.scalar(query) or 0
+
+    return take_numbers(session, series, "next_action_ref", in_use=highest)
 
 
 def create(
