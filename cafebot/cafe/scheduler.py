@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from cafebot.cafe import followups, meetings, reminders
+from cafebot.cafe import followups, meetings, reminders, textindex
 from cafebot.cafe.held import CONFIRM_AFTER, HeldReminders
 from cafebot.cafe.lifecycle import effective_end, end_meeting
 from cafebot.core.chat import SchedulesMessages
@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("cafebot.scheduler")
 
 REPLAN_EVERY = dt.timedelta(hours=1)
+SEARCH_REFRESH_EVERY = 60  # seconds between refreshes of the search index
+SEARCH_REFRESH_FOR = 2.0  # seconds one refresh may take before it leaves the rest
+# The jobs that are always there (the others are planned from the database).
+OWN_JOBS = ("replan", "heartbeat", "held-sync", "search-index")
 
 
 @dataclass
@@ -298,6 +302,9 @@ class Lifecycle:
             self.replan, "interval", seconds=REPLAN_EVERY.total_seconds(), id="replan"
         )
         self._scheduler.add_job(self.heartbeat, "interval", seconds=60, id="heartbeat")
+        self._scheduler.add_job(
+            self.refresh_search, "interval", seconds=SEARCH_REFRESH_EVERY, id="search-index"
+        )
         self._scheduler.start()
         self.replan()
         self.app.schedule_listeners.append(self._schedule_changed)
@@ -329,7 +336,7 @@ class Lifecycle:
                 log.exception("planning the jobs failed")
                 return
             for job in scheduler.get_jobs():
-                if job.id not in ("replan", "heartbeat", "held-sync") and job.id not in wanted:
+                if job.id not in OWN_JOBS and job.id not in wanted:
                     job.remove()
             for job_id, when in wanted.items():
                 existing = scheduler.get_job(job_id)
@@ -339,6 +346,25 @@ class Lifecycle:
                     self._run_job, "date", run_date=when, id=job_id, args=[job_id],
                     replace_existing=True,
                 )  # fmt: skip
+
+    def refresh_search(self) -> int:
+        """Rewrite the search documents of stale meetings, a batch per transaction, for
+        :data:`SEARCH_REFRESH_FOR` seconds at most (the rest at the next refresh: the
+        job thread also sends reminders); how many were rewritten."""
+        started = time.perf_counter()
+        done = 0
+        try:
+            while time.perf_counter() - started < SEARCH_REFRESH_FOR:
+                with self.app.unit_of_work() as session:
+                    batch = textindex.refresh(session)
+                done += batch
+                if batch == 0:
+                    break
+        except Exception:
+            log.exception("refreshing the search index failed; the next refresh tries again")
+        if done:
+            log.info("search index: %d meeting(s) rewritten", done)
+        return done
 
     def _run_job(self, job_id: str) -> None:
         """One scheduled job: the sweep, then a re-plan; one log line for it."""

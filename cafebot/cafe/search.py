@@ -16,16 +16,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, literal, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, func, select, true
+from sqlalchemy.orm import Session
 
+from cafebot.cafe import textindex
 from cafebot.cafe.context import Context
+from cafebot.cafe.haystacks import kinds
 from cafebot.commands.converters import format_estimate
 from cafebot.commands.errors import UserError
 from cafebot.commands.registry import Outcome, command
 from cafebot.core.text import fragment, one_line
 from cafebot.storage.models import (
-    Action,
     AgendaItem,
     ArchiveBlock,
     CheckIn,
@@ -33,7 +34,6 @@ from cafebot.storage.models import (
     ItemNote,
     Meeting,
     MeetingState,
-    Person,
     ShoutOut,
     name_at,
 )
@@ -42,6 +42,7 @@ MAX_HITS = 15  # shown in one reply
 MAX_TERMS = 10
 SNIPPET = 160  # characters of a long text shown around the first word found
 FIRST_BATCH = 8  # meetings searched at first by newest_in (then twice as many each time)
+MAX_LISTED = 500  # meetings named in one query at most
 
 
 @dataclass(frozen=True)
@@ -66,23 +67,6 @@ def terms(text: str) -> list[str]:
     return found
 
 
-def _like(term: str) -> str:
-    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _matches(haystack: SQLColumnExpression[Any], words: Sequence[str]) -> ColumnElement[bool]:
-    lowered = func.lower(haystack)
-    return and_(*(lowered.like(_like(w), escape="\\") for w in words))
-
-
-def _joined(*parts: SQLColumnExpression[Any]) -> ColumnElement[str]:
-    text: ColumnElement[str] = literal("")
-    for part in parts:
-        text = text + " " + func.coalesce(part, "")
-    return text
-
-
 def _snippet(text: str, words: Sequence[str]) -> str:
     flat = one_line(text)
     if len(flat) <= SNIPPET:
@@ -100,97 +84,18 @@ def _in_series(query: Select[Any, Any], series_id: int, published_only: bool) ->
     return query.order_by(Meeting.date.desc())
 
 
-def _queries(words: Sequence[str]) -> list[tuple[Select[Any, Any], ColumnElement[bool]]]:
-    """For each kind of entry: the query of it with its meeting's date, and the condition
-    that it holds every word."""
-    queries: list[tuple[Select[Any, Any], ColumnElement[bool]]] = []
-
-    checkin = _matches(_joined(CheckIn.name, CheckIn.github, CheckIn.affiliation), words)
-    queries.append(
-        (select(CheckIn, Meeting.date).select_from(CheckIn).join(CheckIn.meeting), checkin)
-    )
-    who = aliased(Person)
-    intro = _matches(_joined(Introduction.text, who.name, who.zulip_name, who.github), words)
-    queries.append(
-        (
-            select(Introduction, Meeting.date)
-            .select_from(Introduction)
-            .join(Introduction.meeting)
-            .join(Introduction.person.of_type(who)),
-            intro,
-        )
-    )
-    author = aliased(Person)
-    shout = _matches(_joined(ShoutOut.project, ShoutOut.text, author.name), words)
-    queries.append(
-        (
-            select(ShoutOut, Meeting.date)
-            .select_from(ShoutOut)
-            .join(ShoutOut.meeting)
-            .outerjoin(ShoutOut.author.of_type(author)),
-            shout,
-        )
-    )
-    proposer = aliased(Person)
-    queries.append(
-        (
-            select(AgendaItem, Meeting.date)
-            .select_from(AgendaItem)
-            .join(AgendaItem.meeting)
-            .outerjoin(AgendaItem.proposer.of_type(proposer)),
-            _matches(_joined(AgendaItem.topic, proposer.name), words),
-        )
-    )
-    owner = aliased(Person)  # an action's owner, by name (`search Bob release`)
-    queries.append(
-        (
-            select(ItemNote, Meeting.date)
-            .select_from(ItemNote)
-            .join(ItemNote.item)
-            .join(AgendaItem.meeting)
-            .outerjoin(ItemNote.action)
-            .outerjoin(Action.owner.of_type(owner)),
-            _matches(_joined(ItemNote.text, owner.name, owner.zulip_name), words),
-        )
-    )
-    kept = and_(ArchiveBlock.kind == "text", _matches(ArchiveBlock.text, words))
-    queries.append(
-        (
-            select(ArchiveBlock, Meeting.date).select_from(ArchiveBlock).join(ArchiveBlock.meeting),
-            kept,
-        )
-    )
-
-    return queries
-
-
 def entries(session: Session, series_id: int) -> Iterator[tuple[Hit, str]]:
     """Every entry of the published meetings that search looks in, with the text it reads
     there (letter case as written): the site's prebuilt search index."""
-    for query, condition in _queries([""]):
-        query = _in_series(query.where(condition), series_id, True)
-        for row, date in session.execute(query):
-            yield _hit(row, date, [""]), _haystack(row)
-
-
-def _haystack(row: object) -> str:
-    """The text the queries match in ``row`` (the same fields, in one string)."""
-    fields: list[str | None]
-    if isinstance(row, CheckIn):
-        fields = [row.name, row.github, row.affiliation]
-    elif isinstance(row, Introduction):
-        who = row.person
-        fields = [row.text, who.name, who.zulip_name, who.github] if who else [row.text]
-    elif isinstance(row, ShoutOut):
-        fields = [row.project, row.text, row.author.name if row.author else None]
-    elif isinstance(row, AgendaItem):
-        fields = [row.topic, row.proposer.name if row.proposer else None]
-    elif isinstance(row, ItemNote):
-        fields = [row.text]
-    else:
-        assert isinstance(row, ArchiveBlock)  # noqa: S101 - the queries select nothing else
-        fields = [row.text]
-    return " ".join(f for f in fields if f)
+    for kind in kinds():
+        query = (
+            kind.query.add_columns(kind.haystack)
+            .where(kind.only, Meeting.series_id == series_id)
+            .where(Meeting.state == MeetingState.PUBLISHED)
+            .order_by(Meeting.date.desc())
+        )
+        for row, date, haystack in session.execute(query):
+            yield _hit(row, date, [""]), haystack.strip()
 
 
 def find(ctx: Context, words: Sequence[str], limit: int) -> tuple[list[Hit], int]:
@@ -213,8 +118,13 @@ def find_in(
     """
     hits: list[Hit] = []
     total = 0
-    for query, condition in _queries(words):
-        query = _in_series(query.where(condition), series_id, published_only)
+    meetings = textindex.candidates(session, series_id, words, published_only=published_only)
+    if not meetings:
+        return hits, total
+    # Few meetings can hold the words: read only theirs (else the series, with its indexes).
+    only = Meeting.id.in_(meetings) if len(meetings) <= MAX_LISTED else true()
+    for kind in kinds():
+        query = _in_series(kind.query.where(kind.matching(words), only), series_id, published_only)
         count_query = select(func.count()).select_from(query.order_by(None).subquery())
         total += int(session.scalar(count_query) or 0)
         for row, date in session.execute(query.limit(limit)):
@@ -234,33 +144,24 @@ def newest_in(
     """The newest ``limit`` hits in the series (as :func:`find_in` finds them), looked for
     a batch of meetings at a time, newest first, stopping once ``limit`` are found.
 
-    The batches double (8, 16, 32 … meetings): words found in recent meetings
-    cost a few small queries, however long the series; a word found in no meeting still
-    reads every entry once. Nothing is counted.
+    Only the meetings that the search index says may hold the words are read
+    (:func:`cafebot.cafe.textindex.candidates`): a word found in no meeting reads no
+    entry. The batches double (8, 16, 32 … meetings): words found in recent meetings
+    cost a few small queries, however long the series. Nothing is counted.
     """
+    meetings = textindex.candidates(session, series_id, words, published_only=published_only)
     hits: list[Hit] = []
-    newer: dt.date | None = None  # the batch holds meetings before this date
-    batch = FIRST_BATCH
-    while len(hits) < limit:
-        dates = select(Meeting.date).where(Meeting.series_id == series_id)
-        if published_only:
-            dates = dates.where(Meeting.state == MeetingState.PUBLISHED)
-        if newer is not None:
-            dates = dates.where(Meeting.date < newer)
-        oldest = session.scalar(dates.order_by(Meeting.date.desc()).offset(batch - 1).limit(1))
+    start, batch = 0, FIRST_BATCH
+    while len(hits) < limit and start < len(meetings):
+        ids = meetings[start : start + batch]
         found: list[Hit] = []
-        for query, condition in _queries(words):
-            query = _in_series(query.where(condition), series_id, published_only)
-            if newer is not None:
-                query = query.where(Meeting.date < newer)
-            if oldest is not None:
-                query = query.where(Meeting.date >= oldest)
+        for kind in kinds():
+            query = kind.query.where(kind.matching(words), Meeting.id.in_(ids))
+            query = _in_series(query, series_id, published_only)
             found.extend(_hit(row, date, words) for row, date in session.execute(query))
         found.sort(key=lambda h: (-h.date.toordinal(), h.order))
         hits.extend(found)
-        if oldest is None:
-            break  # that batch reached the series' first meeting
-        newer, batch = oldest, batch * 2
+        start, batch = start + batch, min(batch * 2, MAX_LISTED)
     return hits[:limit]
 
 

@@ -14,6 +14,7 @@ def cmd_archive_import(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from cafebot.bot.app import App
+    from cafebot.cafe import textindex
     from cafebot.notes.archive import ArchiveError, import_archive, parse_archive, read_archive_file
 
     settings = settings_of(args, quiet=True)
@@ -50,6 +51,8 @@ def cmd_archive_import(args: argparse.Namespace) -> int:
             for warning in report.warnings:
                 print(f"{where}: {warning}", file=sys.stderr)
             skipped += len(report.conflicts)
+        # The imported meetings' search documents, now rather than at the bot's next refresh.
+        textindex.refresh_all(app.unit_of_work)
     finally:
         app.close()
     if skipped:

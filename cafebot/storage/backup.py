@@ -54,6 +54,8 @@ FORMAT_VERSION = 1
 
 #: Tables in our database that are not ours to back up (derived from the database).
 _NOT_OURS = frozenset({"alembic_version", "apscheduler_jobs"})
+# The search index (migration 0012): derived from the rest, rebuilt after a restore.
+_DERIVED_PREFIX = "search_"
 
 _INSERT_BATCH = 1000
 
@@ -319,7 +321,11 @@ def restore(engine: Engine, data: Mapping[str, Any]) -> Summary:
             with engine.connect() as connection:
                 reflected = sa.MetaData()
                 reflected.reflect(bind=connection)
-            tables = [t for t in reflected.sorted_tables if t.name not in _NOT_OURS]
+            tables = [
+                t
+                for t in reflected.sorted_tables
+                if t.name not in _NOT_OURS and not t.name.startswith(_DERIVED_PREFIX)
+            ]
             _insert_all(engine, tables, data["tables"])
         finally:
             db.upgrade_database(engine)
