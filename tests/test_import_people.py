@@ -85,6 +85,9 @@ def test_introductions_in_every_form_name_their_person(line: str, wanted: Parsed
         pytest.param("[The docs](https://example.org/docs) are lovely this month", id="link-text"),
         pytest.param("Thanks, everyone, for coming along - see you next month!", id="sentence"),
         pytest.param("https://example.org/some-link", id="address"),
+        pytest.param("Hi all - I'm new here and work on the docs", id="greeting-dash"),
+        pytest.param("Hello everyone: first time at the cafe", id="greeting-colon"),
+        pytest.param("Good morning - glad to be here", id="good-morning"),
     ],
 )
 def test_text_that_names_nobody_is_no_introduction(line: str) -> None:

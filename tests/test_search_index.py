@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, delete, func, insert, select, text, update
@@ -15,7 +16,7 @@ from cafebot.cafe import search, textindex
 from cafebot.cafe.meetings import series_row
 from cafebot.cafe.scheduler import Lifecycle
 from cafebot.notes.archive import import_archive, parse_archive
-from cafebot.storage import db
+from cafebot.storage import backup, db
 from cafebot.storage.models import Action, Introduction, ItemNote, Meeting, Person
 from tests.harness import ADA, CAFE, Harness, RecordingChat
 from tests.test_archive_reader import fixture
@@ -237,3 +238,28 @@ def test_without_pg_trgm_the_migration_warns_and_search_still_works(
         with postgres_admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_a_restored_database_is_searched_at_once_and_indexed_by_a_refresh(
+    bot: Harness, tmp_path: Path
+) -> None:
+    # A backup leaves the index out (it is derived); the restore's rows mark every meeting.
+    refresh(bot)
+    data = backup.dump(bot.app.engine)
+    assert not any(name.startswith("search_") for name in data["tables"])
+    target = db.make_engine(f"sqlite:///{tmp_path / 'restored.db'}")
+    try:
+        backup.restore(target, data)
+        restored = Harness(str(target.url))
+        try:
+            assert stale(restored) == meeting_ids(restored)
+            assert [h.ref for h in found(restored, "paper club")] == [
+                h.ref for h in found(bot, "paper club")
+            ]
+            refresh(restored)
+            assert candidates(restored, "xylophone") == []
+            assert len(found(restored, "paper club")) == len(found(bot, "paper club"))
+        finally:
+            restored.close()
+    finally:
+        target.dispose()

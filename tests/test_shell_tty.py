@@ -47,6 +47,9 @@ class Terminal:
         self.seen = ""
 
     def send(self, keys: str) -> None:
+        # As a person types: not within a millisecond of the prompt, while readline may
+        # still be setting up the terminal (keys typed then have left a Ctrl-C unanswered).
+        time.sleep(0.3)
         os.write(self.master, keys.encode())
 
     def expect(self, text: str, timeout: float = 20) -> str:

@@ -30,7 +30,6 @@ from sqlalchemy import (
     and_,
     column,
     delete,
-    func,
     insert,
     select,
     text,
@@ -121,12 +120,6 @@ def documents(session: Session, meeting_ids: Sequence[int]) -> dict[int, str]:
         for meeting_id, haystack in session.execute(query):
             lines[meeting_id].append(haystack)
     return {meeting_id: "\n".join(found) for meeting_id, found in lines.items()}
-
-
-def pending(session: Session) -> int:
-    """How many meetings are stale."""
-    query = select(stale.c.meeting_id).distinct().subquery()
-    return int(session.scalar(select(func.count()).select_from(query)) or 0)
 
 
 def refresh(session: Session, *, meetings: int = REFRESH_BATCH) -> int:

@@ -216,6 +216,11 @@ _LINK_NAME_RE = re.compile(r"^\[([^\[\]\n]{1,200})\]\(\s*<?(https?://[^)\s>]+)>?
 _URL_RE = re.compile(r"<?https?://[^\s/][^\s]*")
 # A GitHub profile's address: ``https://github.com/handle`` (a trailing ``/`` allowed).
 _GITHUB_URL_RE = re.compile(r"^<?https?://(?:www\.)?github\.com/([A-Za-z0-9-]{1,39})/?>?$")
+# "Hi all - I'm new here": a greeting before the separator is no name.
+_GREETING_RE = re.compile(
+    r"(?i)^(?:hi|hello|hey|hiya|howdy|greetings|welcome|thanks|thank you|good (?:morning|"
+    r"afternoon|evening|day))\b"
+)
 # One to five words, each starting with a letter: "Ada", "Joan Clarke", "Mary-Kate O'Neil".
 _NAME_RE = re.compile(r"^[^\W\d_][\w.'\u2019-]*(?: [^\W\d_][\w.'\u2019-]*){0,4}$")
 # The one separator between an entry's head (a name, a tag, an estimate) and its text:
@@ -388,8 +393,9 @@ def parse_intro_line(first: str, nested: list[tuple[int, str]]) -> ParsedIntro |
         name, rest = _author(first, bold=True)
         if name is None:
             for pattern in (_NAME_COLON_RE, _NAME_DASH_RE):
-                if (m := pattern.match(first)) and _is_name(m.group(1).strip()):
-                    name, rest = m.group(1).strip(), first[m.end() :]
+                head = m.group(1).strip() if (m := pattern.match(first)) else ""
+                if m and _is_name(head) and not _GREETING_RE.match(head):
+                    name, rest = head, first[m.end() :]
                     break
         if name is None:
             return None
