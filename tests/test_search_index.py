@@ -8,9 +8,10 @@ import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import Engine, delete, event, func, insert, select, text, update
 
 from cafebot.cafe import search, textindex
 from cafebot.cafe.meetings import series_row
@@ -263,3 +264,40 @@ def test_a_restored_database_is_searched_at_once_and_indexed_by_a_refresh(
             restored.close()
     finally:
         target.dispose()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_lookup_is_one_the_trigram_index_answers(postgres_admin: Engine) -> None:
+    # The statement candidates() sends (ILIKE with an escape) is one the GIN index serves:
+    # with sequential scans off, the plan reads ix_search_text_trgm.
+    name = f"cafebot_test_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine = db.make_engine(postgres_admin.url.set(database=name))
+    try:
+        db.upgrade_database(engine)
+        sessions = db.session_factory(engine)
+        with db.unit_of_work(sessions) as session:
+            import_archive(session, CAFE, parse_archive(fixture("2030.md")), NOW)
+        textindex.refresh_all(lambda: db.unit_of_work(sessions))
+        sent: list[tuple[str, Any]] = []
+
+        def keep(*args: Any) -> None:
+            sent.append((args[2], args[3]))
+
+        event.listen(engine, "before_cursor_execute", keep)
+        with db.unit_of_work(sessions) as session:
+            sid = series_row(session, CAFE).id
+            sent.clear()
+            assert textindex.candidates(session, sid, ["xylophone", "100%"]) == []
+            (statement, parameters), *_ = [s for s in sent if "search_text" in s[0]]
+            session.execute(text("SET LOCAL enable_seqscan = off"))
+            cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute("EXPLAIN " + statement, parameters)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        event.remove(engine, "before_cursor_execute", keep)
+        assert "ix_search_text_trgm" in plan, plan
+    finally:
+        engine.dispose()
+        with postgres_admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

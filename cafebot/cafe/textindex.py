@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 MIN_CHARS = 3  # a word shorter than a trigram cannot be looked up in the index
 REFRESH_BATCH = 200  # meetings whose documents one refresh rewrites at most
 _CHUNK = 500  # ids named in one statement at most
+ANALYZE_AFTER = 1000  # documents written by refresh_all before PostgreSQL's ANALYZE
 # pg_advisory_xact_lock's key for refreshing ("cafesrch"): one refresh at a time, so that
 # a refresh that read older entries never writes over one that read newer ones.
 _LOCK_KEY = 0x6361666573726368
@@ -165,11 +166,16 @@ def refresh(session: Session, *, meetings: int = REFRESH_BATCH) -> int:
 
 
 def refresh_all(unit_of_work: Callable[[], AbstractContextManager[Session]]) -> int:
-    """Refresh until no meeting is stale, a batch per transaction; how many were rewritten."""
+    """Refresh until no meeting is stale, a batch per transaction; how many were rewritten.
+
+    On PostgreSQL, after many, the table's statistics are brought up to date at once, so
+    that the planner takes the trigram index before autovacuum's next look."""
     total = 0
     while True:
         with unit_of_work() as session:
             done = refresh(session)
+            if done == 0 and total >= ANALYZE_AFTER and not _sqlite(session):
+                session.execute(text("ANALYZE search_text"))
         total += done
         if done == 0:
             return total

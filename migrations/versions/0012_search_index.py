@@ -180,6 +180,9 @@ def _trigram_index() -> None:
             bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
             bind.exec_driver_sql(
                 "CREATE INDEX ix_search_text_trgm ON search_text USING gin (text gin_trgm_ops)"
+                # Written through at once: a pending list would be read by every search
+                # until vacuum merges it (and the planner shuns the index meanwhile).
+                " WITH (fastupdate = off)"
             )
     except sa.exc.DBAPIError as exc:
         import logging
