@@ -25,7 +25,7 @@ import string
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from sqlalchemy import Engine, select
@@ -523,6 +523,16 @@ def archive_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sessionmake
 @long_run
 @settings(MANY, max_examples=1000)
 @given(fields=archive_meetings())
+# A clean CI run found it: the notes silenced a "mention" from one item's "@*" to the next
+# item's "**", across two list items, so "@*" came back as "@_*".
+@example(
+    fields={
+        "checkins": [],
+        "intros": [],
+        "shoutouts": [],
+        "items": [(NAMES[0], None, None, "@*", []), (NAMES[0], None, None, "**Decision**", [])],
+    }
+)
 def test_import_of_export_gives_back_every_field(
     archive_db: sessionmaker[Session], fields: dict[str, list[tuple[object, ...]]]
 ) -> None:

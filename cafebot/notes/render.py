@@ -185,9 +185,12 @@ class _Renderer:
         blocks += self.shoutouts(meeting.shoutouts)
         blocks += self.agenda(meeting.agenda_items)
         blocks += self.action_review(meeting)
-        # Pieces put side by side must not make a mention either (``@`` + ``**all**``).
-        text = silence_mentions("\n\n".join("\n".join(block) for block in blocks if block))
-        return "\n".join(line.rstrip() for line in text.split("\n")) + "\n"
+        # Pieces put side by side on a line must not make a mention either (``@`` +
+        # ``**all**``). A mention is looked for within a line, not across lines: a line is a
+        # block of its own (a heading, a list item; Zulip reads no mention across two) or
+        # part of one piece, silenced whole already (free() and each entry's text).
+        text = "\n\n".join("\n".join(block) for block in blocks if block)
+        return "\n".join(silence_mentions(line).rstrip() for line in text.split("\n")) + "\n"
 
     def heading(self, meeting: Meeting) -> str:
         date = meeting.date.isoformat()
@@ -225,7 +228,7 @@ class _Renderer:
 
     def free(self, text: str) -> Block:
         """Free text an imported meeting kept: verbatim in the pad, in Zulip's dialect there."""
-        lines = text.split("\n")
+        lines = silence_mentions(text).split("\n")
         return [_zulip_free_line(line) for line in lines] if self.zulip else lines
 
     def prompt(self, key: str) -> tuple[str, bool]:
