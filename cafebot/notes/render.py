@@ -227,7 +227,8 @@ class _Renderer:
         return blocks
 
     def free(self, text: str) -> Block:
-        """Free text an imported meeting kept: verbatim in the pad, in Zulip's dialect there."""
+        """Free text an imported meeting kept, mentions silent: verbatim otherwise in the pad,
+        in Zulip's dialect there."""
         lines = silence_mentions(text).split("\n")
         return [_zulip_free_line(line) for line in lines] if self.zulip else lines
 
